@@ -1,0 +1,545 @@
+//! Configuration: figment layers (built-in defaults → TOML file → environment
+//! `PXE_SIDECAR_*` → command line), deserialized with unknown keys refused,
+//! then validated once into the typed [`Config`] the rest of the program reads.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::mac::{Mac, MacPattern};
+use crate::pxe::{Arch, MenuEntry};
+
+/// Where `serve` looks for a config file when none is named.
+pub const DEFAULT_CONFIG: &str = "/etc/pxe-sidecar/pxe-sidecar.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "config file {0} does not exist (named with --config or PXE_SIDECAR_CONFIG); create it or drop the option to run with defaults"
+    )]
+    Missing(PathBuf),
+    #[error("{0}")]
+    Figment(Box<figment::Error>),
+    #[error("config key `{key}` = {value:?}: {why}")]
+    Invalid {
+        key: String,
+        value: String,
+        why: String,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        ConfigError::Figment(Box::new(e))
+    }
+}
+
+fn invalid(
+    key: impl Into<String>,
+    value: impl Into<String>,
+    why: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        why: why.into(),
+    }
+}
+
+/// The file format, key by key. Every key is documented in conf/example.toml.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub interface: Option<String>,
+    pub server_ip: Option<Ipv4Addr>,
+    pub log_format: LogFormat,
+    pub proxy: RawProxy,
+    pub boot: RawBoot,
+    pub menu: RawMenu,
+    pub clients: Vec<RawClient>,
+    pub tftp: Tftp,
+    pub nfs: Nfs,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            interface: None,
+            server_ip: None,
+            log_format: LogFormat::Human,
+            proxy: RawProxy::default(),
+            boot: RawBoot::default(),
+            menu: RawMenu::default(),
+            clients: Vec::new(),
+            tftp: Tftp::default(),
+            nfs: Nfs::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProxy {
+    /// Answer only these MACs or MAC prefixes (the borrowed-LAN mode). Empty: all PXE clients.
+    pub allow: Vec<String>,
+    /// What to do with an architecture we have no key for: "ignore", or a `[boot]` key.
+    pub unknown_arch: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBoot {
+    pub bios: String,
+    pub efi32: String,
+    pub efi64: String,
+    pub arm64: String,
+    pub http_x64: String,
+    pub http_arm64: String,
+    pub ipxe: String,
+}
+
+impl Default for RawBoot {
+    /// The loaders Debian's pxelinux and syslinux-efi packages install, which
+    /// the TFTP server offers under these names when the root lacks them.
+    fn default() -> Self {
+        RawBoot {
+            bios: "pxelinux.0".into(),
+            efi32: "syslinux32.efi".into(),
+            efi64: "syslinux.efi".into(),
+            arm64: String::new(),
+            http_x64: String::new(),
+            http_arm64: String::new(),
+            ipxe: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMenu {
+    pub prompt: String,
+    pub timeout: u8,
+    pub items: Vec<RawMenuItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMenuItem {
+    pub label: String,
+    /// Boot file for this item; empty means "boot from local disk" (type 0).
+    #[serde(default)]
+    pub file: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    pub mac: String,
+    #[serde(default)]
+    pub boot: Option<String>,
+    #[serde(default)]
+    pub ignore: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tftp {
+    pub enabled: bool,
+    pub root: PathBuf,
+    pub port: u16,
+}
+
+impl Default for Tftp {
+    fn default() -> Self {
+        Tftp {
+            enabled: true,
+            root: PathBuf::from("/srv/tftp"),
+            port: 69,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Nfs {
+    pub enabled: bool,
+    pub root: PathBuf,
+}
+
+impl Default for Nfs {
+    fn default() -> Self {
+        Nfs {
+            enabled: false,
+            root: PathBuf::from("/srv/nfsroot"),
+        }
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub interface: Option<String>,
+    pub server_ip: Option<Ipv4Addr>,
+    pub log_format: LogFormat,
+    pub proxy: ProxyConfig,
+    pub tftp: Tftp,
+    pub nfs: Nfs,
+}
+
+/// What the proxy core reads: everything needed to decide, nothing about sockets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxyConfig {
+    pub boot: BootFiles,
+    pub allow: Vec<MacPattern>,
+    pub unknown_arch: Option<Arch>,
+    pub menu: Vec<MenuItem>,
+    pub prompt: Option<(String, u8)>,
+    pub clients: Vec<ClientRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BootFiles {
+    pub bios: Option<String>,
+    pub efi32: Option<String>,
+    pub efi64: Option<String>,
+    pub arm64: Option<String>,
+    pub http_x64: Option<String>,
+    pub http_arm64: Option<String>,
+    pub ipxe: Option<String>,
+}
+
+impl BootFiles {
+    /// The boot file (or URL for HTTP clients) configured for an architecture.
+    pub fn for_arch(&self, arch: Arch) -> Option<&str> {
+        match arch.config_key()? {
+            "bios" => self.bios.as_deref(),
+            "efi32" => self.efi32.as_deref(),
+            "efi64" => self.efi64.as_deref(),
+            "arm64" => self.arm64.as_deref(),
+            "http_x64" => self.http_x64.as_deref(),
+            "http_arm64" => self.http_arm64.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MenuItem {
+    pub entry: MenuEntry,
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRule {
+    pub mac: MacPattern,
+    pub action: ClientAction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientAction {
+    Ignore,
+    Boot(String),
+}
+
+impl ProxyConfig {
+    pub fn rule_for(&self, mac: Mac) -> Option<&ClientRule> {
+        // The most specific (longest) matching pattern wins.
+        self.clients
+            .iter()
+            .filter(|r| r.mac.matches(mac))
+            .max_by_key(|r| r.mac.len())
+    }
+
+    pub fn allowed(&self, mac: Mac) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|p| p.matches(mac))
+    }
+}
+
+/// Loads the layers. `file` is the `--config` argument: when it is given the
+/// file must exist; otherwise [`DEFAULT_CONFIG`] is read if present.
+pub fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
+    let mut f = Figment::from(Serialized::defaults(RawConfig::default()));
+    match file {
+        Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_path_buf())),
+        Some(p) => f = f.merge(Toml::file_exact(p)),
+        None => {
+            if Path::new(DEFAULT_CONFIG).exists() {
+                f = f.merge(Toml::file_exact(DEFAULT_CONFIG));
+            }
+        }
+    }
+    // PXE_SIDECAR_TFTP__ROOT=/x sets [tftp] root; PXE_SIDECAR_CONFIG is the file itself.
+    Ok(f.merge(
+        Env::prefixed("PXE_SIDECAR_")
+            .ignore(&["config"])
+            .split("__"),
+    ))
+}
+
+pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> Result<Config, ConfigError> {
+    let mut f = figment(file)?;
+    for (k, v) in overrides {
+        f = f.merge((*k, v.as_str()));
+    }
+    let raw: RawConfig = f.extract()?;
+    validate(raw)
+}
+
+fn boot_entry(key: &str, v: &str, url: bool) -> Result<Option<String>, ConfigError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if url {
+        if !(v.starts_with("http://") || v.starts_with("https://")) {
+            return Err(invalid(
+                key,
+                v,
+                "UEFI HTTP boot needs a URL (http://server/path)",
+            ));
+        }
+        if v.len() > 255 {
+            return Err(invalid(key, v, "longer than 255 bytes (option 67 limit)"));
+        }
+    } else {
+        check_file_name(key, v)?;
+    }
+    Ok(Some(v.to_string()))
+}
+
+/// A TFTP boot file name must fit the BOOTP `file` field (RFC 951: 128 bytes
+/// with the NUL) and be a plain relative name.
+fn check_file_name(key: &str, v: &str) -> Result<(), ConfigError> {
+    if v.len() > 127 {
+        return Err(invalid(key, v, "longer than 127 bytes (BOOTP file field)"));
+    }
+    if v.bytes().any(|b| b == 0 || b.is_ascii_control()) {
+        return Err(invalid(key, v, "contains control characters"));
+    }
+    Ok(())
+}
+
+pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    let b = &raw.boot;
+    let boot = BootFiles {
+        bios: boot_entry("boot.bios", &b.bios, false)?,
+        efi32: boot_entry("boot.efi32", &b.efi32, false)?,
+        efi64: boot_entry("boot.efi64", &b.efi64, false)?,
+        arm64: boot_entry("boot.arm64", &b.arm64, false)?,
+        http_x64: boot_entry("boot.http_x64", &b.http_x64, true)?,
+        http_arm64: boot_entry("boot.http_arm64", &b.http_arm64, true)?,
+        ipxe: boot_entry("boot.ipxe", &b.ipxe, false)?,
+    };
+    let allow = raw
+        .proxy
+        .allow
+        .iter()
+        .map(|s| s.parse().map_err(|e: String| invalid("proxy.allow", s, e)))
+        .collect::<Result<Vec<MacPattern>, _>>()?;
+    let unknown_arch = match raw.proxy.unknown_arch.as_deref().map(str::trim) {
+        None | Some("") | Some("ignore") => None,
+        Some(k) => Some(match k {
+            "bios" => Arch::Bios,
+            "efi32" => Arch::Efi32,
+            "efi64" => Arch::EfiX64(7),
+            "arm64" => Arch::EfiArm64,
+            other => {
+                return Err(invalid(
+                    "proxy.unknown_arch",
+                    other,
+                    "expected \"ignore\", \"bios\", \"efi32\", \"efi64\" or \"arm64\"",
+                ));
+            }
+        }),
+    };
+    let mut menu = Vec::new();
+    for (i, item) in raw.menu.items.iter().enumerate() {
+        let key = format!("menu.items[{i}]");
+        let file = boot_entry(&format!("{key}.file"), &item.file, false)?;
+        if item.label.trim().is_empty() {
+            return Err(invalid(
+                format!("{key}.label"),
+                "",
+                "a menu item needs a label",
+            ));
+        }
+        // Type 0 is "local boot" (PXE spec 2.1 table 2-1); vendor types start at 0x8000.
+        let item_type = if file.is_some() {
+            0x8000 + i as u16 + 1
+        } else {
+            0
+        };
+        menu.push(MenuItem {
+            entry: MenuEntry {
+                item_type,
+                label: item.label.clone(),
+            },
+            file,
+        });
+    }
+    if menu.len() > 32 {
+        return Err(invalid(
+            "menu.items",
+            menu.len().to_string(),
+            "at most 32 items fit option 43",
+        ));
+    }
+    let prompt = (!raw.menu.prompt.is_empty()).then(|| (raw.menu.prompt.clone(), raw.menu.timeout));
+    if prompt.is_some() && menu.is_empty() {
+        return Err(invalid(
+            "menu.prompt",
+            &raw.menu.prompt,
+            "a prompt needs [[menu.items]]",
+        ));
+    }
+    let mut clients = Vec::new();
+    for (i, c) in raw.clients.iter().enumerate() {
+        let key = format!("clients[{i}]");
+        let mac = c
+            .mac
+            .parse()
+            .map_err(|e: String| invalid(format!("{key}.mac"), &c.mac, e))?;
+        let action = match (&c.boot, c.ignore) {
+            (Some(_), true) => {
+                return Err(invalid(
+                    key,
+                    &c.mac,
+                    "set either `boot` or `ignore = true`, not both",
+                ));
+            }
+            (Some(f), false) => {
+                check_file_name(&format!("{key}.boot"), f)?;
+                ClientAction::Boot(f.clone())
+            }
+            (None, true) => ClientAction::Ignore,
+            (None, false) => {
+                return Err(invalid(
+                    key,
+                    &c.mac,
+                    "a client rule needs `boot = \"file\"` or `ignore = true`",
+                ));
+            }
+        };
+        clients.push(ClientRule { mac, action });
+    }
+    if raw.tftp.port == 0 {
+        return Err(invalid(
+            "tftp.port",
+            "0",
+            "pick a UDP port (69 is what firmware uses)",
+        ));
+    }
+    Ok(Config {
+        interface: raw.interface,
+        server_ip: raw.server_ip,
+        log_format: raw.log_format,
+        proxy: ProxyConfig {
+            boot,
+            allow,
+            unknown_arch,
+            menu,
+            prompt,
+            clients,
+        },
+        tftp: raw.tftp,
+        nfs: raw.nfs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        load(Some(&p), &[])
+    }
+
+    #[test]
+    fn defaults_serve_debian_loaders() {
+        let c = validate(RawConfig::default()).unwrap();
+        assert_eq!(c.proxy.boot.bios.as_deref(), Some("pxelinux.0"));
+        assert_eq!(c.proxy.boot.efi64.as_deref(), Some("syslinux.efi"));
+        assert_eq!(c.proxy.boot.arm64, None);
+        assert_eq!(c.tftp.root, PathBuf::from("/srv/tftp"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let e = from_toml("[boot]\nbois = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("bois"), "{e}");
+        assert!(e.contains("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = load(Some(Path::new("/nonexistent/x.toml")), &[]).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.toml"));
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let e = from_toml("[proxy]\nallow = [\"zz:11\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("proxy.allow"), "{e}");
+        let e = from_toml("[boot]\nhttp_x64 = \"tftp://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("boot.http_x64"), "{e}");
+        let e = from_toml("[[clients]]\nmac = \"52:54:00\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("clients[0]"), "{e}");
+        let e = from_toml("server_ip = \"10.0.0.300\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server_ip"), "{e}");
+    }
+
+    #[test]
+    fn rules_and_menu() {
+        let c = from_toml(
+            "[[clients]]\nmac = \"52:54:00\"\nboot = \"a.0\"\n[[clients]]\nmac = \"52:54:00:12:34:56\"\nignore = true\n\
+             [menu]\nprompt = \"F8\"\ntimeout = 3\n[[menu.items]]\nlabel = \"disk\"\n[[menu.items]]\nlabel = \"Debian\"\nfile = \"pxelinux.0\"\n",
+        )
+        .unwrap();
+        let m: Mac = "52:54:00:12:34:56".parse().unwrap();
+        assert_eq!(c.proxy.rule_for(m).unwrap().action, ClientAction::Ignore);
+        let m2: Mac = "52:54:00:00:00:01".parse().unwrap();
+        assert_eq!(
+            c.proxy.rule_for(m2).unwrap().action,
+            ClientAction::Boot("a.0".into())
+        );
+        assert_eq!(c.proxy.menu[0].entry.item_type, 0);
+        assert_eq!(c.proxy.menu[1].entry.item_type, 0x8002);
+    }
+
+    #[test]
+    fn example_config_documents_the_defaults() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/example.toml");
+        let example = load(Some(&p), &[]).unwrap();
+        let defaults = validate(RawConfig::default()).unwrap();
+        assert_eq!(example.proxy, defaults.proxy);
+        assert_eq!(example.tftp, defaults.tftp);
+        assert_eq!(example.nfs, defaults.nfs);
+    }
+
+    #[test]
+    fn empty_string_unsets_a_default() {
+        let c = from_toml("[boot]\nbios = \"\"\n").unwrap();
+        assert_eq!(c.proxy.boot.bios, None);
+    }
+}

@@ -1,0 +1,154 @@
+//! Link/IP/UDP framing around DHCP payloads: reading captured or raw-socket
+//! frames (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback) and building
+//! reply frames with correct IPv4 and UDP checksums (etherparse).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, PacketBuilder, TransportSlice};
+
+use crate::mac::Mac;
+
+/// LINKTYPE_* values (tcpdump.org/linktypes.html) that we can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Null,
+    Ethernet,
+    Raw,
+    LinuxSll,
+    LinuxSll2,
+}
+
+impl Link {
+    /// The upper 16 bits of the pcap link-type field carry flags (FCS length);
+    /// only the low 16 bits name the link type.
+    pub fn from_linktype(code: u32) -> Option<Link> {
+        match code & 0xffff {
+            0 => Some(Link::Null),
+            1 => Some(Link::Ethernet),
+            101 | 12 | 14 => Some(Link::Raw),
+            113 => Some(Link::LinuxSll),
+            276 => Some(Link::LinuxSll2),
+            _ => None,
+        }
+    }
+}
+
+/// A UDP/IPv4 datagram pulled out of a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Udp<'a> {
+    pub src_mac: Option<Mac>,
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub payload: &'a [u8],
+}
+
+/// Reads a frame down to UDP over IPv4. `None` for anything else (ARP, IPv6,
+/// TCP, a frame too short to hold the headers); a truncated UDP payload is
+/// returned as far as it was captured, and the DHCP reader rejects it.
+pub fn udp(link: Link, frame: &[u8]) -> Option<Udp<'_>> {
+    let (src_mac, pkt) = match link {
+        Link::Ethernet => {
+            let p = LaxSlicedPacket::from_ethernet(frame).ok()?;
+            let mac = match &p.link {
+                Some(etherparse::LinkSlice::Ethernet2(e)) => Some(Mac(e.source())),
+                _ => None,
+            };
+            (mac, p)
+        }
+        Link::Raw => (None, LaxSlicedPacket::from_ip(frame).ok()?),
+        Link::Null => {
+            // 4-byte address family in the capturing host's byte order; AF_INET is 2.
+            let fam = frame.get(..4)?;
+            if u32::from_le_bytes(fam.try_into().ok()?) != 2
+                && u32::from_be_bytes(fam.try_into().ok()?) != 2
+            {
+                return None;
+            }
+            (None, LaxSlicedPacket::from_ip(&frame[4..]).ok()?)
+        }
+        Link::LinuxSll => {
+            // 16-byte header: packet type, ARPHRD, addr len, 8-byte addr, protocol.
+            let proto = u16::from_be_bytes(frame.get(14..16)?.try_into().ok()?);
+            let mac = sll_mac(frame.get(4..6)?, frame.get(6..14)?);
+            (
+                mac,
+                LaxSlicedPacket::from_ether_type(EtherType(proto), frame.get(16..)?),
+            )
+        }
+        Link::LinuxSll2 => {
+            // 20-byte header: protocol first, address length at 11, address at 12.
+            let proto = u16::from_be_bytes(frame.get(0..2)?.try_into().ok()?);
+            let mac = sll_mac(&[0, *frame.get(11)?], frame.get(12..20)?);
+            (
+                mac,
+                LaxSlicedPacket::from_ether_type(EtherType(proto), frame.get(20..)?),
+            )
+        }
+    };
+    let (src_ip, dst_ip) = match &pkt.net {
+        Some(LaxNetSlice::Ipv4(ip)) => (ip.header().source_addr(), ip.header().destination_addr()),
+        _ => return None,
+    };
+    match &pkt.transport {
+        Some(TransportSlice::Udp(u)) => Some(Udp {
+            src_mac,
+            src: SocketAddrV4::new(src_ip, u.source_port()),
+            dst: SocketAddrV4::new(dst_ip, u.destination_port()),
+            payload: u.payload(),
+        }),
+        _ => None,
+    }
+}
+
+fn sll_mac(len: &[u8], addr: &[u8]) -> Option<Mac> {
+    (u16::from_be_bytes([len[0], len[1]]) == 6).then(|| Mac(addr[..6].try_into().unwrap_or([0; 6])))
+}
+
+/// Builds an Ethernet II / IPv4 / UDP frame (TTL 64, checksums filled in).
+pub fn build(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src_mac.0, dst_mac.0)
+        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
+        .udp(src.port(), dst.port());
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    // Writing into a Vec cannot fail for payloads that fit a UDP datagram.
+    if b.write(&mut out, payload).is_err() {
+        out.clear();
+    }
+    out
+}
+
+/// Ethernet destination for an IPv4 destination on our link.
+pub fn dst_mac(ip: Ipv4Addr, unicast: Option<Mac>) -> Mac {
+    if ip.is_broadcast() {
+        Mac::BROADCAST
+    } else {
+        unicast.unwrap_or(Mac::BROADCAST)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_then_read_back() {
+        let src = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 67);
+        let dst = SocketAddrV4::new(Ipv4Addr::BROADCAST, 68);
+        let f = build(Mac([2, 0, 0, 0, 0, 1]), Mac::BROADCAST, src, dst, b"hello");
+        let u = udp(Link::Ethernet, &f).unwrap();
+        assert_eq!(u.src, src);
+        assert_eq!(u.dst, dst);
+        assert_eq!(u.payload, b"hello");
+        assert_eq!(u.src_mac, Some(Mac([2, 0, 0, 0, 0, 1])));
+        assert!(udp(Link::Ethernet, &f[..20]).is_none());
+        assert!(udp(Link::Raw, &f[14..]).is_some());
+        assert!(udp(Link::Null, &[]).is_none());
+        assert!(udp(Link::LinuxSll2, &[0; 5]).is_none());
+    }
+}

@@ -1,0 +1,9 @@
+//! pxe-sidecar: a proxyDHCP + TFTP + NFS netboot server that explains itself.
+
+pub mod bootp;
+pub mod config;
+pub mod frame;
+pub mod mac;
+pub mod proxy;
+pub mod pxe;
+pub mod replay;

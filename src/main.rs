@@ -1,0 +1,82 @@
+//! Command line: parse, load config, run one subcommand. Errors end as one
+//! line on stderr (anyhow context chain), never a backtrace.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use pxe_sidecar::config::{self, Config};
+use pxe_sidecar::replay;
+
+#[derive(Parser)]
+#[command(
+    name = "pxe-sidecar",
+    version,
+    about = "proxyDHCP + TFTP + NFS netboot server that explains itself"
+)]
+struct Cli {
+    /// Config file (TOML). Default: /etc/pxe-sidecar/pxe-sidecar.toml if it exists.
+    #[arg(long, global = true, env = "PXE_SIDECAR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Feed a capture (pcap or pcapng) through the proxy core and print each decision.
+    Replay {
+        /// The capture to read.
+        input: PathBuf,
+        /// Write every reply as an Ethernet/IPv4/UDP frame to this pcap.
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// Our address in the replies (default: server_ip from config, else 192.0.2.2).
+        #[arg(long)]
+        server_ip: Option<std::net::Ipv4Addr>,
+    },
+}
+
+fn load(cli: &Cli, overrides: &[(&str, String)]) -> Result<Config> {
+    Ok(config::load(cli.config.as_deref(), overrides)?)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match &cli.cmd {
+        Cmd::Replay {
+            input,
+            write,
+            server_ip,
+        } => {
+            let cfg = load(&cli, &[])?;
+            let bytes = std::fs::read(input)
+                .with_context(|| format!("reading capture {}", input.display()))?;
+            let server = server_ip
+                .or(cfg.server_ip)
+                .unwrap_or(replay::REPLAY_SERVER_IP);
+            let outcome = replay::replay(&bytes, &cfg.proxy, server, replay::REPLAY_SERVER_MAC)
+                .with_context(|| format!("replaying {}", input.display()))?;
+            print!("{}", outcome.report());
+            if let Some(out) = write {
+                let f = std::fs::File::create(out)
+                    .with_context(|| format!("creating {}", out.display()))?;
+                replay::write_pcap(std::io::BufWriter::new(f), &outcome)
+                    .with_context(|| format!("writing {}", out.display()))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pxe-sidecar: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! PXE codecs: client architecture (option 93), vendor class (option 60) and
+//! the PXE vendor options carried in option 43 (PXE spec 2.1 §2.2.x).
+
+use std::fmt;
+
+/// Client system architecture, IANA "Processor Architecture Types"
+/// (RFC 4578 §2.1 and the IANA registry that extends it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// 0: x86 BIOS (also assumed when a PXE client sends no option 93).
+    Bios,
+    /// 6: EFI IA32.
+    Efi32,
+    /// 7 (EFI BC) and 9 (EFI x64): both are x86-64 UEFI in practice.
+    EfiX64(u16),
+    /// 10: EFI ARM32.
+    EfiArm32,
+    /// 11: EFI ARM64.
+    EfiArm64,
+    /// 15: UEFI HTTP boot on x86.
+    HttpX86,
+    /// 16: UEFI HTTP boot on x64.
+    HttpX64,
+    /// 19: UEFI HTTP boot on ARM64.
+    HttpArm64,
+    /// Anything else the registry lists (Itanium, MIPS, RISC-V, …) or does not.
+    Other(u16),
+}
+
+impl Arch {
+    pub fn from_code(code: u16) -> Arch {
+        match code {
+            0 => Arch::Bios,
+            6 => Arch::Efi32,
+            7 | 9 => Arch::EfiX64(code),
+            10 => Arch::EfiArm32,
+            11 => Arch::EfiArm64,
+            15 => Arch::HttpX86,
+            16 => Arch::HttpX64,
+            19 => Arch::HttpArm64,
+            n => Arch::Other(n),
+        }
+    }
+
+    pub fn code(self) -> u16 {
+        match self {
+            Arch::Bios => 0,
+            Arch::Efi32 => 6,
+            Arch::EfiX64(c) => c,
+            Arch::EfiArm32 => 10,
+            Arch::EfiArm64 => 11,
+            Arch::HttpX86 => 15,
+            Arch::HttpX64 => 16,
+            Arch::HttpArm64 => 19,
+            Arch::Other(n) => n,
+        }
+    }
+
+    /// The name people know from firmware menus and dnsmasq's `pxe-service` tags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Bios => "BIOS",
+            Arch::Efi32 => "EFI IA32",
+            Arch::EfiX64(7) => "EFI BC",
+            Arch::EfiX64(_) => "EFI x64",
+            Arch::EfiArm32 => "EFI ARM32",
+            Arch::EfiArm64 => "EFI ARM64",
+            Arch::HttpX86 => "UEFI HTTP x86",
+            Arch::HttpX64 => "UEFI HTTP x64",
+            Arch::HttpArm64 => "UEFI HTTP ARM64",
+            Arch::Other(_) => "unknown",
+        }
+    }
+
+    /// The `[boot]` config key that holds this architecture's boot file.
+    pub fn config_key(self) -> Option<&'static str> {
+        match self {
+            Arch::Bios => Some("bios"),
+            Arch::Efi32 => Some("efi32"),
+            Arch::EfiX64(_) => Some("efi64"),
+            Arch::EfiArm64 => Some("arm64"),
+            Arch::HttpX64 | Arch::HttpX86 => Some("http_x64"),
+            Arch::HttpArm64 => Some("http_arm64"),
+            Arch::EfiArm32 | Arch::Other(_) => None,
+        }
+    }
+
+    pub fn is_http(self) -> bool {
+        matches!(self, Arch::HttpX86 | Arch::HttpX64 | Arch::HttpArm64)
+    }
+
+    pub fn is_efi(self) -> bool {
+        !matches!(self, Arch::Bios | Arch::Other(_))
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "arch {} {}", self.code(), self.name())
+    }
+}
+
+/// Which kind of network-boot client option 60 announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// `PXEClient…` (PXE spec 2.1 §2.2.1): TFTP boot.
+    Pxe,
+    /// `HTTPClient…` (UEFI 2.5+ §24.7): the reply must echo `HTTPClient` and give a URL.
+    Http,
+}
+
+impl ClientKind {
+    /// Option 60 is case-sensitive; only the prefix matters
+    /// (`PXEClient:Arch:00007:UNDI:003016`, or a bare `PXEClient` from iPXE).
+    pub fn from_vendor_class(vc: &[u8]) -> Option<ClientKind> {
+        if vc.starts_with(b"PXEClient") {
+            Some(ClientKind::Pxe)
+        } else if vc.starts_with(b"HTTPClient") {
+            Some(ClientKind::Http)
+        } else {
+            None
+        }
+    }
+
+    /// The exact option 60 the server must send back.
+    pub fn reply_class(self) -> &'static [u8] {
+        match self {
+            ClientKind::Pxe => b"PXEClient",
+            ClientKind::Http => b"HTTPClient",
+        }
+    }
+}
+
+/// The architecture named inside option 60 (`…:Arch:00007:…`), used when a
+/// client sends no option 93.
+pub fn arch_from_vendor_class(vc: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(vc).ok()?;
+    let mut parts = text.split(':');
+    while let Some(p) = parts.next() {
+        if p == "Arch" {
+            return parts.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// PXE vendor sub-options in option 43 (PXE spec 2.1, table 2-1).
+pub mod sub {
+    pub const DISCOVERY_CONTROL: u8 = 6;
+    pub const BOOT_SERVERS: u8 = 8;
+    pub const BOOT_MENU: u8 = 9;
+    pub const MENU_PROMPT: u8 = 10;
+    pub const BOOT_ITEM: u8 = 71;
+    pub const END: u8 = 255;
+}
+
+/// A boot item (option 43 sub 71): the server type the client picked from the
+/// menu, and the layer of the file it wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootItem {
+    pub item_type: u16,
+    pub layer: u16,
+}
+
+/// Reads sub 71 out of a client's option 43, tolerating anything malformed
+/// around it (a short or truncated sub-option ends the walk).
+pub fn boot_item(opt43: &[u8]) -> Option<BootItem> {
+    let mut rest = opt43;
+    while let [code, tail @ ..] = rest {
+        match *code {
+            0 => rest = tail,
+            sub::END => return None,
+            c => {
+                let (&len, body) = tail.split_first()?;
+                let body = body.get(..len as usize)?;
+                if c == sub::BOOT_ITEM && body.len() == 4 {
+                    return Some(BootItem {
+                        item_type: u16::from_be_bytes([body[0], body[1]]),
+                        layer: u16::from_be_bytes([body[2], body[3]]),
+                    });
+                }
+                rest = &tail[1 + len as usize..];
+            }
+        }
+    }
+    None
+}
+
+/// One entry of a PXE boot menu (sub 9) and the server list (sub 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MenuEntry {
+    pub item_type: u16,
+    pub label: String,
+}
+
+/// Builds option 43 for a proxy offer.
+///
+/// Without a menu: discovery control bit 3 ("a boot file name is present in
+/// the offer: download it, no prompt/menu/discovery"), as Pixiecore does.
+/// With a menu: bits 0|1 (no broadcast or multicast discovery) plus a boot
+/// server list naming us, so the client asks us on 4011 for the item it picks.
+pub fn offer_options(menu: &[MenuEntry], prompt: Option<(&str, u8)>, server: [u8; 4]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if menu.is_empty() {
+        push_sub(&mut out, sub::DISCOVERY_CONTROL, &[8]);
+    } else {
+        push_sub(&mut out, sub::DISCOVERY_CONTROL, &[3]);
+        let mut servers = Vec::new();
+        for e in menu.iter().filter(|e| e.item_type != 0) {
+            servers.extend_from_slice(&e.item_type.to_be_bytes());
+            servers.push(1);
+            servers.extend_from_slice(&server);
+        }
+        if !servers.is_empty() {
+            push_sub(&mut out, sub::BOOT_SERVERS, &servers);
+        }
+        let mut items = Vec::new();
+        for e in menu {
+            let label = truncate(e.label.as_bytes(), 64);
+            items.extend_from_slice(&e.item_type.to_be_bytes());
+            items.push(label.len() as u8);
+            items.extend_from_slice(label);
+        }
+        push_sub(&mut out, sub::BOOT_MENU, truncate(&items, 255));
+        if let Some((text, timeout)) = prompt {
+            let mut p = vec![timeout];
+            p.extend_from_slice(truncate(text.as_bytes(), 254));
+            push_sub(&mut out, sub::MENU_PROMPT, &p);
+        }
+    }
+    out.push(sub::END);
+    out
+}
+
+/// Option 43 for a boot-server ACK: echo the item the client asked for
+/// (PXE spec 2.1 §2.2.6: the reply carries the same sub 71).
+pub fn ack_options(item: BootItem) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut body = item.item_type.to_be_bytes().to_vec();
+    body.extend_from_slice(&item.layer.to_be_bytes());
+    push_sub(&mut out, sub::BOOT_ITEM, &body);
+    out.push(sub::END);
+    out
+}
+
+fn push_sub(out: &mut Vec<u8>, code: u8, body: &[u8]) {
+    out.push(code);
+    out.push(body.len() as u8);
+    out.extend_from_slice(body);
+}
+
+fn truncate(b: &[u8], max: usize) -> &[u8] {
+    &b[..b.len().min(max)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arch_codes_round_trip() {
+        for c in [0u16, 6, 7, 9, 10, 11, 15, 16, 19, 2, 0xffff] {
+            assert_eq!(Arch::from_code(c).code(), c);
+        }
+        assert_eq!(Arch::from_code(9).config_key(), Some("efi64"));
+        assert_eq!(Arch::from_code(7).config_key(), Some("efi64"));
+        assert_eq!(Arch::from_code(2).config_key(), None);
+    }
+
+    #[test]
+    fn vendor_class_parsing() {
+        assert_eq!(
+            arch_from_vendor_class(b"PXEClient:Arch:00007:UNDI:003016"),
+            Some(7)
+        );
+        assert_eq!(arch_from_vendor_class(b"PXEClient"), None);
+        assert_eq!(arch_from_vendor_class(b"PXEClient:Arch:"), None);
+        assert_eq!(
+            ClientKind::from_vendor_class(b"HTTPClient:Arch:00016:UNDI:003000"),
+            Some(ClientKind::Http)
+        );
+        assert_eq!(ClientKind::from_vendor_class(b"pxeclient"), None);
+        assert_eq!(ClientKind::from_vendor_class(b"MSFT 5.0"), None);
+    }
+
+    #[test]
+    fn boot_item_walks_and_survives_garbage() {
+        let ok = [6, 1, 3, 71, 4, 0x80, 0x01, 0, 0, 255];
+        assert_eq!(
+            boot_item(&ok),
+            Some(BootItem {
+                item_type: 0x8001,
+                layer: 0
+            })
+        );
+        assert_eq!(boot_item(&[71, 200, 1, 2]), None);
+        assert_eq!(boot_item(&[71]), None);
+        assert_eq!(boot_item(&[0, 0, 255, 71, 4, 1, 1, 1, 1]), None);
+        assert_eq!(boot_item(&[]), None);
+    }
+
+    #[test]
+    fn menu_encoding() {
+        let menu = vec![
+            MenuEntry {
+                item_type: 0,
+                label: "Local disk".into(),
+            },
+            MenuEntry {
+                item_type: 0x8001,
+                label: "Debian".into(),
+            },
+        ];
+        let o = offer_options(&menu, Some(("Press F8", 5)), [10, 0, 0, 2]);
+        assert_eq!(&o[..3], &[6, 1, 3]);
+        assert_eq!(&o[3..12], &[8, 7, 0x80, 0x01, 1, 10, 0, 0, 2]);
+        assert_eq!(*o.last().unwrap(), 255);
+        assert_eq!(offer_options(&[], None, [0; 4]), vec![6, 1, 8, 255]);
+        let a = ack_options(BootItem {
+            item_type: 0x8001,
+            layer: 0,
+        });
+        assert_eq!(a, vec![71, 4, 0x80, 1, 0, 0, 255]);
+    }
+}

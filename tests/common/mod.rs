@@ -1,0 +1,134 @@
+//! Test helpers: build client requests the way real firmware does, with
+//! dhcproto as an independent encoder.
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption};
+use dhcproto::{Encodable, Encoder};
+
+pub struct Client {
+    pub mac: [u8; 6],
+    pub msg: MessageType,
+    pub vendor: Option<String>,
+    pub arch: Option<u16>,
+    pub user_class: Option<&'static [u8]>,
+    pub ipxe: bool,
+    pub uuid: bool,
+    pub ciaddr: Ipv4Addr,
+    pub giaddr: Ipv4Addr,
+    pub broadcast: bool,
+    pub server_id: Option<Ipv4Addr>,
+    pub opt43: Option<Vec<u8>>,
+    pub max_size: Option<u16>,
+}
+
+impl Client {
+    pub fn pxe(arch: u16) -> Client {
+        Client {
+            mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+            msg: MessageType::Discover,
+            vendor: Some(format!("PXEClient:Arch:{arch:05}:UNDI:003016")),
+            arch: Some(arch),
+            user_class: None,
+            ipxe: false,
+            uuid: true,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            giaddr: Ipv4Addr::UNSPECIFIED,
+            broadcast: true,
+            server_id: None,
+            opt43: None,
+            max_size: Some(1464),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut m = Message::new_with_id(
+            0x1234_5678,
+            self.ciaddr,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            self.giaddr,
+            &self.mac,
+        );
+        m.set_opcode(Opcode::BootRequest);
+        m.set_flags(if self.broadcast {
+            Flags::default().set_broadcast()
+        } else {
+            Flags::default()
+        });
+        let o = m.opts_mut();
+        o.insert(DhcpOption::MessageType(self.msg));
+        if let Some(v) = &self.vendor {
+            o.insert(DhcpOption::ClassIdentifier(v.as_bytes().to_vec()));
+        }
+        if let Some(a) = self.arch {
+            o.insert(DhcpOption::Unknown(UnknownOption::new(
+                OptionCode::from(93),
+                a.to_be_bytes().to_vec(),
+            )));
+        }
+        if let Some(u) = self.user_class {
+            o.insert(DhcpOption::Unknown(UnknownOption::new(
+                OptionCode::from(77),
+                u.to_vec(),
+            )));
+        }
+        if self.ipxe {
+            o.insert(DhcpOption::Unknown(UnknownOption::new(
+                OptionCode::from(175),
+                vec![0xb1, 1, 1],
+            )));
+        }
+        if self.uuid {
+            let mut u = vec![0u8];
+            u.extend(1..=16u8);
+            o.insert(DhcpOption::ClientMachineIdentifier(u));
+        }
+        if let Some(s) = self.server_id {
+            o.insert(DhcpOption::ServerIdentifier(s));
+        }
+        if let Some(v) = &self.opt43 {
+            o.insert(DhcpOption::VendorExtensions(v.clone()));
+        }
+        if let Some(s) = self.max_size {
+            o.insert(DhcpOption::MaxMessageSize(s));
+        }
+        let mut buf = Vec::new();
+        m.encode(&mut Encoder::new(&mut buf)).unwrap();
+        buf
+    }
+
+    pub fn from(&self, port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(self.ciaddr, port)
+    }
+}
+
+pub fn decode(b: &[u8]) -> Message {
+    use dhcproto::Decodable;
+    Message::decode(&mut dhcproto::Decoder::new(b)).expect("our reply decodes")
+}
+
+/// ../shared/pcaps-public, which CI must have.
+pub fn shared_pcaps() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps-public");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "CI is set but {} is missing: the public captures must be present",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "note: {} not found; skipping the public capture tests",
+        dir.display()
+    );
+    None
+}
+
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}

@@ -1,0 +1,251 @@
+//! Captures in, decisions out: golden files for every capture (ours in
+//! pcaps/, the public set in ../shared/pcaps-public), the catalog's promises
+//! (no PXE request → no reply), and tshark's reading of the replies we write.
+//! Regenerate goldens with `UPDATE_GOLDENS=1 cargo test --test replay`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pxe_sidecar::config::{self, Config};
+use pxe_sidecar::replay::{self, Outcome, REPLAY_SERVER_IP, REPLAY_SERVER_MAC};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn configs() -> Vec<(&'static str, Config)> {
+    vec![
+        ("default", config::validate(Default::default()).unwrap()),
+        (
+            "full",
+            config::load(Some(&root().join("tests/golden/full.toml")), &[]).unwrap(),
+        ),
+    ]
+}
+
+fn captures() -> Vec<PathBuf> {
+    let mut dirs = vec![root().join("pcaps")];
+    dirs.extend(common::shared_pcaps());
+    let mut out = Vec::new();
+    for d in dirs {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".pcap") || name.ends_with(".pcapng") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn run(path: &Path, cfg: &Config) -> Outcome {
+    let bytes = std::fs::read(path).unwrap();
+    let server = cfg.server_ip.unwrap_or(REPLAY_SERVER_IP);
+    replay::replay(&bytes, &cfg.proxy, server, REPLAY_SERVER_MAC)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn goldens() {
+    let update = std::env::var_os("UPDATE_GOLDENS").is_some();
+    let mut failures = Vec::new();
+    let caps = captures();
+    assert!(!caps.is_empty());
+    for (name, cfg) in configs() {
+        for cap in &caps {
+            let text = run(cap, &cfg).report();
+            let golden = root().join("tests/golden").join(name).join(format!(
+                "{}.golden",
+                cap.file_name().unwrap().to_string_lossy()
+            ));
+            if update {
+                std::fs::write(&golden, &text).unwrap();
+                continue;
+            }
+            match std::fs::read_to_string(&golden) {
+                Ok(want) if want == text => {}
+                Ok(want) => failures.push(format!(
+                    "{}: differs\n--- want\n{want}--- got\n{text}",
+                    golden.display()
+                )),
+                Err(_) => failures.push(format!(
+                    "{} missing (run with UPDATE_GOLDENS=1)",
+                    golden.display()
+                )),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What CATALOG.md promises: files without a PXE request get no reply; every
+/// PXE DISCOVER to 67 and REQUEST to 4011 gets one; a REQUEST to 67 (the
+/// router's lease) gets none.
+#[test]
+fn catalog_promises() {
+    let Some(dir) = common::shared_pcaps() else {
+        return;
+    };
+    let catalog: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("catalog.json")).unwrap()).unwrap();
+    let cfg = config::validate(Default::default()).unwrap();
+    let mut checked = 0;
+    for (file, entry) in catalog.as_object().unwrap() {
+        let out = run(&dir.join(file), &cfg);
+        let replied: BTreeSet<usize> = out
+            .records
+            .iter()
+            .filter(|r| r.reply.is_some())
+            .map(|r| r.frame)
+            .collect();
+        let pxe = entry["pxe_request_frames"].as_array().unwrap();
+        if pxe.is_empty() {
+            assert!(
+                replied.is_empty(),
+                "{file}: no PXE request but we replied to frames {replied:?}"
+            );
+        }
+        let mut want = BTreeSet::new();
+        for f in pxe {
+            let frame = f["frame"].as_u64().unwrap() as usize;
+            match (f["type"].as_str().unwrap(), f["dst_port"].as_u64().unwrap()) {
+                ("DISCOVER", 67) | ("REQUEST", 4011) => {
+                    want.insert(frame);
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            replied, want,
+            "{file}: frames answered vs PXE requests that need an answer"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 54);
+}
+
+fn tshark() -> Option<&'static str> {
+    if Command::new("tshark").arg("--version").output().is_ok() {
+        return Some("tshark");
+    }
+    assert!(
+        !common::in_ci(),
+        "tshark is required in CI (the README test command installs it)"
+    );
+    eprintln!("note: tshark not installed; skipping the dissection test");
+    None
+}
+
+/// Replies written with --write are dissected by tshark as proxy offers/ACKs.
+#[test]
+fn tshark_dissects_our_replies() {
+    let Some(dir) = common::shared_pcaps() else {
+        return;
+    };
+    let Some(tshark) = tshark() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config::validate(Default::default()).unwrap();
+    let mut total = 0;
+    for file in [
+        "rspxe-intel-bios-dhcp.pcapng",
+        "rspxe-intel-efi-dhcp.pcapng",
+        "rspxe-amd-efi-dhcp.pcapng",
+        "rspxe-ipxe-dhcp.pcapng",
+        "rspxe-ipxe-full-boot.pcapng",
+        "rspxe-bios-dhcp-release.pcapng",
+        "rspxe-uefi-pixiecore-boot.pcapng",
+        "netboot-pixiecore-bios-proxydhcp.pcap",
+    ] {
+        let out = run(&dir.join(file), &cfg);
+        let pcap = tmp.path().join(format!("{file}.replies.pcap"));
+        replay::write_pcap(std::fs::File::create(&pcap).unwrap(), &out).unwrap();
+        let o = Command::new(tshark)
+            .args(["-n", "-r"])
+            .arg(&pcap)
+            .args(["-T", "fields", "-E", "separator=|", "-E", "occurrence=f"])
+            .args(["-e", "dhcp.option.dhcp", "-e", "dhcp.option.dhcp_server_id"])
+            .args(["-e", "dhcp.option.vendor_class_id", "-e", "dhcp.ip.your"])
+            .args([
+                "-e",
+                "dhcp.ip.server",
+                "-e",
+                "dhcp.file",
+                "-e",
+                "dhcp.option.vendor.pxeclient.discovery_control",
+            ])
+            .args([
+                "-e",
+                "ip.checksum.status",
+                "-e",
+                "udp.checksum.status",
+                "-e",
+                "_ws.malformed",
+            ])
+            .args([
+                "-o",
+                "ip.check_checksum:TRUE",
+                "-o",
+                "udp.check_checksum:TRUE",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "tshark failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = String::from_utf8(o.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines.len(),
+            out.replies().count(),
+            "{file}: one dissected frame per reply"
+        );
+        for (line, (reply, _)) in lines.iter().zip(out.replies()) {
+            let f: Vec<&str> = line.split('|').collect();
+            let want_type = if reply.msg == pxe_sidecar::proxy::Msg::Offer {
+                "2"
+            } else {
+                "5"
+            };
+            assert_eq!(f[0], want_type, "{file}: message type in {line}");
+            assert_eq!(f[1], "192.0.2.2", "{file}: option 54 in {line}");
+            assert_eq!(f[2], "PXEClient", "{file}: option 60 in {line}");
+            assert_eq!(f[3], "0.0.0.0", "{file}: yiaddr in {line}");
+            assert_eq!(f[4], "192.0.2.2", "{file}: siaddr in {line}");
+            assert!(
+                f[5] == "pxelinux.0" || f[5] == "syslinux.efi",
+                "{file}: file in {line}"
+            );
+            // BIOS offers carry option 43 (discovery control 8); EFI offers and ACKs none.
+            let bios_offer = f[5] == "pxelinux.0" && want_type == "2";
+            assert_eq!(!f[6].is_empty(), bios_offer, "{file}: option 43 in {line}");
+            assert_eq!(f[7], "1", "{file}: IP checksum good (1 = good) in {line}");
+            assert_eq!(f[8], "1", "{file}: UDP checksum good (1 = good) in {line}");
+            assert_eq!(f[9], "", "{file}: tshark found it malformed: {line}");
+            total += 1;
+        }
+    }
+    assert!(total >= 15, "only {total} replies dissected");
+}
+
+/// Unreadable input is an error, not a panic or an empty success.
+#[test]
+fn unreadable_capture_is_an_error() {
+    let cfg = config::validate(Default::default()).unwrap();
+    assert!(
+        replay::replay(
+            b"not a capture at all",
+            &cfg.proxy,
+            REPLAY_SERVER_IP,
+            REPLAY_SERVER_MAC
+        )
+        .is_err()
+    );
+    assert!(replay::replay(&[], &cfg.proxy, REPLAY_SERVER_IP, REPLAY_SERVER_MAC).is_err());
+}
