@@ -103,10 +103,10 @@ impl<'a> Bootp<'a> {
         if overload & 2 != 0 {
             read_options(&b[44..108], 44, &mut m.options)?;
         }
-        if let Some(t) = m.option(opt::MESSAGE_TYPE) {
-            if t.len() != 1 {
-                return Err(Malformed::MessageTypeLen(t.len()));
-            }
+        if let Some(t) = m.option(opt::MESSAGE_TYPE)
+            && t.len() != 1
+        {
+            return Err(Malformed::MessageTypeLen(t.len()));
         }
         Ok(m)
     }

@@ -56,6 +56,7 @@ pub struct RawConfig {
     pub interface: Option<String>,
     pub server_ip: Option<Ipv4Addr>,
     pub log_format: LogFormat,
+    pub user: String,
     pub proxy: RawProxy,
     pub boot: RawBoot,
     pub menu: RawMenu,
@@ -70,6 +71,7 @@ impl Default for RawConfig {
             interface: None,
             server_ip: None,
             log_format: LogFormat::Human,
+            user: "nobody".into(),
             proxy: RawProxy::default(),
             boot: RawBoot::default(),
             menu: RawMenu::default(),
@@ -191,6 +193,8 @@ pub struct Config {
     pub interface: Option<String>,
     pub server_ip: Option<Ipv4Addr>,
     pub log_format: LogFormat,
+    /// Who `serve` runs as after opening its sockets, when started as root.
+    pub user: String,
     pub proxy: ProxyConfig,
     pub tftp: Tftp,
     pub nfs: Nfs,
@@ -278,10 +282,11 @@ pub fn figment(file: Option<&Path>) -> Result<Figment, ConfigError> {
             }
         }
     }
-    // PXE_SIDECAR_TFTP__ROOT=/x sets [tftp] root; PXE_SIDECAR_CONFIG is the file itself.
+    // PXE_SIDECAR_TFTP__ROOT=/x sets [tftp] root; PXE_SIDECAR_CONFIG names the
+    // file and PXE_SIDECAR_LOG the log filter, so neither is a config key.
     Ok(f.merge(
         Env::prefixed("PXE_SIDECAR_")
-            .ignore(&["config"])
+            .ignore(&["config", "log"])
             .split("__"),
     ))
 }
@@ -443,6 +448,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         interface: raw.interface,
         server_ip: raw.server_ip,
         log_format: raw.log_format,
+        user: raw.user,
         proxy: ProxyConfig {
             boot,
             allow,
@@ -535,6 +541,7 @@ mod tests {
         assert_eq!(example.proxy, defaults.proxy);
         assert_eq!(example.tftp, defaults.tftp);
         assert_eq!(example.nfs, defaults.nfs);
+        assert_eq!(example.user, defaults.user);
     }
 
     #[test]

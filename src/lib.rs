@@ -3,7 +3,10 @@
 pub mod bootp;
 pub mod config;
 pub mod frame;
+pub mod fuzzing;
+pub mod listen;
 pub mod mac;
 pub mod proxy;
 pub mod pxe;
 pub mod replay;
+pub mod serve;

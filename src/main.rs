@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use pxe_sidecar::config::{self, Config};
-use pxe_sidecar::replay;
+use pxe_sidecar::config::{self, Config, LogFormat};
+use pxe_sidecar::{replay, serve};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +26,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the proxyDHCP server on the LAN (needs CAP_NET_RAW).
+    Serve {
+        /// Interface to serve on (default: the default route's).
+        #[arg(long)]
+        interface: Option<String>,
+        /// Our IPv4 address as clients see it (default: the interface's).
+        #[arg(long)]
+        server_ip: Option<std::net::Ipv4Addr>,
+        /// human or json.
+        #[arg(long)]
+        log_format: Option<String>,
+    },
     /// Feed a capture (pcap or pcapng) through the proxy core and print each decision.
     Replay {
         /// The capture to read.
@@ -43,8 +55,44 @@ fn load(cli: &Cli, overrides: &[(&str, String)]) -> Result<Config> {
     Ok(config::load(cli.config.as_deref(), overrides)?)
 }
 
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PXE_SIDECAR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match &cli.cmd {
+        Cmd::Serve {
+            interface,
+            server_ip,
+            log_format,
+        } => {
+            let mut overrides = Vec::new();
+            if let Some(i) = interface {
+                overrides.push(("interface", i.clone()));
+            }
+            if let Some(ip) = server_ip {
+                overrides.push(("server_ip", ip.to_string()));
+            }
+            if let Some(f) = log_format {
+                overrides.push(("log_format", f.clone()));
+            }
+            let opts = serve::Options {
+                config_file: cli.config.clone(),
+                overrides,
+            };
+            let cfg = opts.load()?;
+            init_logs(cfg.log_format);
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(serve::run(opts))
+        }
         Cmd::Replay {
             input,
             write,

@@ -368,15 +368,15 @@ impl Proxy {
     }
 
     fn count(&mut self, mac: Mac, now: u64) -> Result<(), Ignore> {
-        if !self.seen.contains_key(&mac) && self.seen.len() >= MAX_CLIENTS {
-            if let Some(oldest) = self
+        if !self.seen.contains_key(&mac)
+            && self.seen.len() >= MAX_CLIENTS
+            && let Some(oldest) = self
                 .seen
                 .iter()
                 .min_by_key(|(_, s)| s.last)
                 .map(|(m, _)| *m)
-            {
-                self.seen.remove(&oldest);
-            }
+        {
+            self.seen.remove(&oldest);
         }
         let s = self.seen.entry(mac).or_insert(Seen {
             window_start: now,
@@ -435,13 +435,14 @@ fn choose_boot(cfg: &ProxyConfig, req: &Request) -> Result<Boot, Ignore> {
             });
         }
     }
-    if req.kind == ClientKind::Pxe && req.is_ipxe() {
-        if let Some(script) = &cfg.boot.ipxe {
-            return Ok(Boot {
-                file: script.clone(),
-                reason: "iPXE script",
-            });
-        }
+    if req.kind == ClientKind::Pxe
+        && req.is_ipxe()
+        && let Some(script) = &cfg.boot.ipxe
+    {
+        return Ok(Boot {
+            file: script.clone(),
+            reason: "iPXE script",
+        });
     }
     let arch = match (req.arch.config_key(), cfg.unknown_arch) {
         (Some(_), _) => req.arch,

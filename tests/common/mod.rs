@@ -8,8 +8,13 @@ use std::path::PathBuf;
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Encodable, Encoder};
 
+pub mod netns;
+pub mod pxeclient;
+
+#[derive(Clone)]
 pub struct Client {
     pub mac: [u8; 6],
+    pub xid: u32,
     pub msg: MessageType,
     pub vendor: Option<String>,
     pub arch: Option<u16>,
@@ -28,6 +33,7 @@ impl Client {
     pub fn pxe(arch: u16) -> Client {
         Client {
             mac: [0x52, 0x54, 0, 0x12, 0x34, 0x56],
+            xid: 0x1234_5678,
             msg: MessageType::Discover,
             vendor: Some(format!("PXEClient:Arch:{arch:05}:UNDI:003016")),
             arch: Some(arch),
@@ -45,7 +51,7 @@ impl Client {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut m = Message::new_with_id(
-            0x1234_5678,
+            self.xid,
             self.ciaddr,
             Ipv4Addr::UNSPECIFIED,
             Ipv4Addr::UNSPECIFIED,

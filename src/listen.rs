@@ -1,0 +1,419 @@
+//! The sockets of the proxy door: a raw AF_PACKET socket with a kernel BPF
+//! filter for UDP to ports 67/68 on one interface (it receives even when
+//! another DHCP server on this host holds *:67, as Pixiecore does), and the
+//! interface facts (MAC, IPv4, up) the replies are built from.
+//!
+//! pnet enumerates interfaces; the packet socket itself is opened here with
+//! libc because pnet's datalink channel cannot attach a BPF filter, and
+//! without one every frame on a busy LAN would wake us.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use tokio::io::unix::AsyncFd;
+
+use crate::mac::Mac;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error(
+        "interface {0} does not exist (see `ip link`; set `interface` in the config or --interface)"
+    )]
+    NoSuchInterface(String),
+    #[error("interface {0} is down (bring it up: ip link set {0} up)")]
+    Down(String),
+    #[error(
+        "interface {0} has no IPv4 address (give it one, or set server_ip if it gets one later)"
+    )]
+    NoIpv4(String),
+    #[error("interface {0} has no MAC address: not an Ethernet interface")]
+    NoMac(String),
+    #[error(
+        "no default route to pick an interface from: set `interface` in the config or --interface"
+    )]
+    NoDefaultRoute,
+    #[error(
+        "opening a raw packet socket on {iface} needs CAP_NET_RAW: run as root, or grant it (setcap cap_net_raw,cap_net_bind_service=ep $(which pxe-sidecar), or the systemd unit's AmbientCapabilities)"
+    )]
+    NeedCapNetRaw { iface: String },
+    #[error("{what} on {iface}: {source}")]
+    Io {
+        what: &'static str,
+        iface: String,
+        source: io::Error,
+    },
+}
+
+/// What we know about the serving interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub index: u32,
+    pub mac: Mac,
+    pub ipv4: Ipv4Addr,
+}
+
+/// The interface of the IPv4 default route, from /proc/net/route.
+pub fn default_route_interface() -> Result<String, ListenError> {
+    let table =
+        std::fs::read_to_string("/proc/net/route").map_err(|_| ListenError::NoDefaultRoute)?;
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Destination 0 and mask 0: the default route; flag 0x1 is RTF_UP.
+            let up = f
+                .get(3)
+                .and_then(|x| u16::from_str_radix(x, 16).ok())
+                .is_some_and(|x| x & 1 != 0);
+            (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" && up)
+                .then(|| f[0].to_string())
+        })
+        .next()
+        .ok_or(ListenError::NoDefaultRoute)
+}
+
+/// Looks the interface up now. `want_ip` pins the address when the config names one.
+pub fn lookup(name: &str, want_ip: Option<Ipv4Addr>) -> Result<Interface, ListenError> {
+    let i = pnet::datalink::interfaces()
+        .into_iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| ListenError::NoSuchInterface(name.to_string()))?;
+    if !i.is_up() {
+        return Err(ListenError::Down(name.to_string()));
+    }
+    let mac = i.mac.ok_or_else(|| ListenError::NoMac(name.to_string()))?;
+    let v4: Vec<Ipv4Addr> = i
+        .ips
+        .iter()
+        .filter_map(|n| match n.ip() {
+            std::net::IpAddr::V4(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let ipv4 = match want_ip {
+        Some(ip) => ip,
+        None => *v4
+            .first()
+            .ok_or_else(|| ListenError::NoIpv4(name.to_string()))?,
+    };
+    Ok(Interface {
+        name: i.name,
+        index: i.index,
+        mac: Mac(mac.octets()),
+        ipv4,
+    })
+}
+
+/// Classic BPF (Documentation/networking/filter.rst) accepting IPv4 UDP
+/// datagrams to port 67 or 68 that are not later fragments; everything else
+/// is dropped in the kernel. Jump offsets count from the next instruction.
+fn dhcp_filter() -> [libc::sock_filter; 12] {
+    const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        }
+    }
+    use libc::{
+        BPF_ABS, BPF_B, BPF_H, BPF_IND, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_LDX,
+        BPF_MSH, BPF_RET,
+    };
+    [
+        /* 0 */ op(BPF_LD | BPF_H | BPF_ABS, 0, 0, 12), // ethertype
+        /* 1 */ op(BPF_JMP | BPF_JEQ | BPF_K, 0, 9, 0x0800), // not IPv4: drop
+        /* 2 */ op(BPF_LD | BPF_B | BPF_ABS, 0, 0, 23), // IP protocol
+        /* 3 */ op(BPF_JMP | BPF_JEQ | BPF_K, 0, 7, 17), // not UDP: drop
+        /* 4 */ op(BPF_LD | BPF_H | BPF_ABS, 0, 0, 20), // flags + fragment offset
+        /* 5 */ op(BPF_JMP | BPF_JSET | BPF_K, 5, 0, 0x1fff), // later fragment: drop
+        /* 6 */ op(BPF_LDX | BPF_B | BPF_MSH, 0, 0, 14), // X = IP header length
+        /* 7 */ op(BPF_LD | BPF_H | BPF_IND, 0, 0, 16), // UDP destination port
+        /* 8 */ op(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 67),
+        /* 9 */ op(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 68),
+        /* 10 */ op(BPF_RET | BPF_K, 0, 0, 0x4_0000), // accept the whole frame
+        /* 11 */ op(BPF_RET | BPF_K, 0, 0, 0), // drop
+    ]
+}
+
+/// A non-blocking AF_PACKET socket bound to one interface, with the filter.
+pub struct RawSocket {
+    fd: AsyncFd<OwnedFd>,
+    ifindex: u32,
+}
+
+/// A frame as received, with whether the kernel saw it leave this host.
+pub struct Received {
+    pub len: usize,
+    pub outgoing: bool,
+}
+
+impl RawSocket {
+    pub fn open(iface: &Interface) -> Result<RawSocket, ListenError> {
+        let io_err = |what| {
+            let e = io::Error::last_os_error();
+            ListenError::Io {
+                what,
+                iface: iface.name.clone(),
+                source: e,
+            }
+        };
+        let proto = (libc::ETH_P_IP as u16).to_be();
+        // SAFETY: plain socket(2) call; the result is checked before use.
+        let raw: RawFd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                proto as i32,
+            )
+        };
+        if raw < 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.raw_os_error() == Some(libc::EPERM) {
+                ListenError::NeedCapNetRaw {
+                    iface: iface.name.clone(),
+                }
+            } else {
+                ListenError::Io {
+                    what: "opening a raw packet socket",
+                    iface: iface.name.clone(),
+                    source: e,
+                }
+            });
+        }
+        // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Attach the filter before binding so no unfiltered frame is queued.
+        let filter = dhcp_filter();
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `prog` points at `filter`, which outlives the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                &prog as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::sock_fprog>() as u32,
+            )
+        };
+        if rc < 0 {
+            return Err(io_err("attaching the BPF filter"));
+        }
+        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = proto;
+        sll.sll_ifindex = iface.index as i32;
+        // SAFETY: `sll` is a valid sockaddr_ll of the size given.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sll as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if rc < 0 {
+            return Err(io_err("binding the raw packet socket"));
+        }
+        // SAFETY: we own `fd` and move it into the AsyncFd, which closes it.
+        let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| ListenError::Io {
+            what: "registering the raw socket",
+            iface: iface.name.clone(),
+            source: e.into(),
+        })?;
+        Ok(RawSocket {
+            fd,
+            ifindex: iface.index,
+        })
+    }
+
+    /// Receives one frame. Frames we sent ourselves show up too
+    /// (PACKET_OUTGOING): `outgoing` says so, and the caller drops them.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            let res = guard.try_io(|fd| {
+                // SAFETY: sockaddr_ll is plain data.
+                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                // SAFETY: buf and sll are valid for the lengths passed.
+                let n = unsafe {
+                    libc::recvfrom(
+                        fd.as_raw_fd(),
+                        buf.as_mut_ptr() as *mut libc::c_void,
+                        buf.len(),
+                        libc::MSG_TRUNC,
+                        &mut sll as *mut _ as *mut libc::sockaddr,
+                        &mut len,
+                    )
+                };
+                if n < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(Received {
+                    // MSG_TRUNC returns the real length; never report more than we hold.
+                    len: (n as usize).min(buf.len()),
+                    outgoing: sll.sll_pkttype == libc::PACKET_OUTGOING,
+                })
+            });
+            match res {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    pub async fn send(&self, frame: &[u8]) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            let res = guard.try_io(|fd| {
+                // SAFETY: sockaddr_ll is plain data.
+                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                sll.sll_family = libc::AF_PACKET as u16;
+                sll.sll_ifindex = self.ifindex as i32;
+                sll.sll_halen = 6;
+                sll.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0xff; 6]));
+                // SAFETY: frame and sll are valid for the lengths passed.
+                let n = unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        frame.as_ptr() as *const libc::c_void,
+                        frame.len(),
+                        0,
+                        &sll as *const _ as *const libc::sockaddr,
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            });
+            match res {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// SO_BINDTODEVICE: the 4011 socket hears only the serving interface.
+pub fn bind_to_device(fd: RawFd, iface: &str) -> io::Result<()> {
+    // SAFETY: the name pointer and length describe a valid byte string.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            iface.as_ptr() as *const libc::c_void,
+            iface.len() as u32,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_interface_is_named() {
+        let e = lookup("nope-does-not-exist0", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("nope-does-not-exist0") && e.contains("does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn loopback_has_no_mac() {
+        // lo is up, has 127.0.0.1 and an all-zero MAC; either way it must not panic.
+        let _ = lookup("lo", None);
+    }
+
+    /// A tiny interpreter for the subset of classic BPF the filter uses.
+    fn run(f: &[libc::sock_filter], pkt: &[u8]) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let ld = |off: usize, n: usize| -> Option<u32> {
+            let b = pkt.get(off..off + n)?;
+            Some(b.iter().fold(0, |acc, &v| acc << 8 | v as u32))
+        };
+        loop {
+            let i = f[pc];
+            let code = i.code as u32;
+            pc += 1;
+            match code {
+                c if c == libc::BPF_LD | libc::BPF_H | libc::BPF_ABS => match ld(i.k as usize, 2) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == libc::BPF_LD | libc::BPF_B | libc::BPF_ABS => match ld(i.k as usize, 1) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == libc::BPF_LD | libc::BPF_H | libc::BPF_IND => {
+                    match ld(x as usize + i.k as usize, 2) {
+                        Some(v) => a = v,
+                        None => return 0,
+                    }
+                }
+                c if c == libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH => {
+                    match ld(i.k as usize, 1) {
+                        Some(v) => x = (v & 0xf) * 4,
+                        None => return 0,
+                    }
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += if a == i.k { i.jt } else { i.jf } as usize
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => {
+                    pc += if a & i.k != 0 { i.jt } else { i.jf } as usize
+                }
+                c if c == libc::BPF_RET | libc::BPF_K => return i.k,
+                other => panic!("unexpected BPF op {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn filter_accepts_dhcp_only() {
+        use std::net::SocketAddrV4;
+        let f = dhcp_filter();
+        let frame = |sport, dport| {
+            crate::frame::build(
+                Mac([2; 6]),
+                Mac::BROADCAST,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, sport),
+                SocketAddrV4::new(Ipv4Addr::BROADCAST, dport),
+                &[0; 300],
+            )
+        };
+        assert_ne!(run(&f, &frame(68, 67)), 0);
+        assert_ne!(run(&f, &frame(67, 68)), 0);
+        assert_eq!(run(&f, &frame(68, 69)), 0);
+        assert_eq!(run(&f, &frame(1000, 4011)), 0);
+        let mut arp = frame(68, 67);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(run(&f, &arp), 0);
+        let mut tcp = frame(68, 67);
+        tcp[23] = 6;
+        assert_eq!(run(&f, &tcp), 0);
+        let mut frag = frame(68, 67);
+        frag[21] = 0x10;
+        assert_eq!(run(&f, &frag), 0);
+        assert_eq!(run(&f, &frame(68, 67)[..20]), 0);
+    }
+}

@@ -1,0 +1,422 @@
+//! `pxe-sidecar serve`: the live shell around the proxy core. It owns the
+//! sockets, the clock, signals and logs; every decision is the core's.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, error, info, warn};
+
+use crate::config::{self, Config};
+use crate::frame::{self, Link};
+use crate::listen::{self, Interface, RawSocket};
+use crate::mac::Mac;
+use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, Dest, Ignore, Meta, PXE_PORT, Proxy};
+
+/// How `serve` was started: the config file and the CLI overrides, kept so
+/// SIGHUP can load the same layers again.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config_file: Option<PathBuf>,
+    pub overrides: Vec<(&'static str, String)>,
+}
+
+impl Options {
+    pub fn load(&self) -> Result<Config, config::ConfigError> {
+        config::load(self.config_file.as_deref(), &self.overrides)
+    }
+}
+
+struct Live {
+    cfg: Config,
+    iface: Interface,
+}
+
+struct Server {
+    live: RwLock<Live>,
+    core: Mutex<Proxy>,
+    started: Instant,
+    limiter: Mutex<LogLimiter>,
+}
+
+/// Keeps a flood of hostile or repeated packets from flooding the log: at
+/// most `PER_SECOND` packet lines a second, then one line saying how many
+/// were dropped.
+struct LogLimiter {
+    second: u64,
+    lines: u32,
+    suppressed: u64,
+}
+
+const PER_SECOND: u32 = 200;
+
+impl LogLimiter {
+    fn allow(&mut self, now: Duration) -> bool {
+        self.roll(now);
+        self.lines += 1;
+        if self.lines > PER_SECOND {
+            self.suppressed += 1;
+            return false;
+        }
+        true
+    }
+
+    /// Starts a new second when one has passed, reporting what was dropped.
+    fn roll(&mut self, now: Duration) {
+        let s = now.as_secs();
+        if s != self.second {
+            if self.suppressed > 0 {
+                warn!(
+                    suppressed = self.suppressed,
+                    "{} packet log lines suppressed in the last second (flood?)", self.suppressed
+                );
+            }
+            self.second = s;
+            self.lines = 0;
+            self.suppressed = 0;
+        }
+    }
+}
+
+/// Resolves the interface the config names, or the default route's.
+pub fn resolve_interface(cfg: &Config) -> Result<Interface, listen::ListenError> {
+    let name = match &cfg.interface {
+        Some(n) => n.clone(),
+        None => listen::default_route_interface()?,
+    };
+    listen::lookup(&name, cfg.server_ip)
+}
+
+pub async fn run(opts: Options) -> Result<()> {
+    let cfg = opts.load()?;
+    let iface = resolve_interface(&cfg)?;
+    let raw = RawSocket::open(&iface)?;
+    let pxe = bind_4011(&iface)?;
+    drop_privileges(&cfg)?;
+    info!(
+        interface = %iface.name,
+        ip = %iface.ipv4,
+        mac = %iface.mac,
+        "proxyDHCP listening on {} ({} {}): raw socket for UDP 67/68, UDP 4011",
+        iface.name, iface.ipv4, iface.mac
+    );
+    let server = Arc::new(Server {
+        live: RwLock::new(Live { cfg, iface }),
+        core: Mutex::new(Proxy::new()),
+        started: Instant::now(),
+        limiter: Mutex::new(LogLimiter {
+            second: 0,
+            lines: 0,
+            suppressed: 0,
+        }),
+    });
+    let pxe = Arc::new(pxe);
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(raw_loop(server.clone(), raw, pxe.clone()));
+    tasks.spawn(pxe_loop(server.clone(), pxe));
+    tasks.spawn(housekeeping(server.clone()));
+
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&server, &opts),
+            _ = term.recv() => { info!("SIGTERM: stopping"); break; }
+            _ = int.recv() => { info!("SIGINT: stopping"); break; }
+            Some(res) = tasks.join_next() => {
+                match res {
+                    Ok(Err(e)) => bail!(e),
+                    Ok(Ok(())) => bail!("a listener stopped unexpectedly"),
+                    Err(e) => bail!("a listener task failed: {e}"),
+                }
+            }
+        }
+    }
+    tasks.abort_all();
+    Ok(())
+}
+
+fn reload(server: &Server, opts: &Options) {
+    match opts.load() {
+        Ok(new) => {
+            let mut live = server.live.write().unwrap_or_else(|e| e.into_inner());
+            if new.interface.is_some() && new.interface.as_deref() != Some(live.iface.name.as_str())
+            {
+                warn!(
+                    "SIGHUP: changing `interface` needs a restart; keeping {}",
+                    live.iface.name
+                );
+            }
+            if let Some(ip) = new.server_ip {
+                live.iface.ipv4 = ip;
+            }
+            live.cfg = new;
+            info!("SIGHUP: configuration reloaded");
+        }
+        Err(e) => error!("SIGHUP: new configuration rejected, keeping the old one: {e}"),
+    }
+}
+
+fn bind_4011(iface: &Interface) -> Result<UdpSocket> {
+    let std = std::net::UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, PXE_PORT))).with_context(|| {
+        format!("binding UDP port 4011 (PXE boot server) on {}: is another PXE server running? (ss -ulpn 'sport = 4011')", iface.name)
+    })?;
+    listen::bind_to_device(std.as_raw_fd(), &iface.name).with_context(|| {
+        format!(
+            "SO_BINDTODEVICE {} on the 4011 socket (needs CAP_NET_RAW)",
+            iface.name
+        )
+    })?;
+    std.set_broadcast(true)?;
+    std.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(std)?)
+}
+
+/// Runs as an unprivileged user once every privileged socket is open.
+fn drop_privileges(cfg: &Config) -> Result<()> {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 || cfg.user.is_empty() {
+        return Ok(());
+    }
+    let name = std::ffi::CString::new(cfg.user.as_str())
+        .context("config key `user` contains a NUL byte")?;
+    // SAFETY: getpwnam returns NULL or a pointer to static storage, read at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        bail!(
+            "config key `user` = {:?}: no such user (create it, or set user = \"\" to stay root)",
+            cfg.user
+        );
+    }
+    // SAFETY: pw is non-null and points at a valid passwd entry.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    // SAFETY: plain syscalls; the order (groups, gid, then uid) keeps the right to change each.
+    let ok = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(gid) == 0
+            && libc::setuid(uid) == 0
+    };
+    if !ok {
+        bail!(
+            "dropping privileges to user {:?}: {}",
+            cfg.user,
+            std::io::Error::last_os_error()
+        );
+    }
+    info!("running as user {} (uid {uid})", cfg.user);
+    Ok(())
+}
+
+impl Server {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn log_ok(&self) -> bool {
+        self.limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(self.now())
+    }
+
+    /// Classify, decide, log. Returns the reply to send with our identity.
+    fn handle(&self, payload: &[u8], meta: Meta) -> Option<(proxy::Reply, Interface)> {
+        let req = match proxy::classify(payload, meta) {
+            Ok(r) => r,
+            Err(why) => {
+                if self.log_ok() {
+                    let who = proxy::peek(payload, meta);
+                    match why {
+                        Ignore::Malformed(_) | Ignore::BadOp(_) | Ignore::NotEthernet { .. } => {
+                            info!(src = %meta.src, "{who}: ignored: {why}")
+                        }
+                        _ => debug!(src = %meta.src, "{who}: ignored: {why}"),
+                    }
+                }
+                return None;
+            }
+        };
+        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+        let log = self.log_ok();
+        let ip = if meta.src.ip().is_unspecified() {
+            String::new()
+        } else {
+            meta.src.ip().to_string()
+        };
+        if log {
+            info!(mac = %req.mac, ip = %ip, "{} via {}", proxy::describe_request(&req), live.iface.name);
+        }
+        let now = self.now().as_millis() as u64;
+        let decision = self.core.lock().unwrap_or_else(|e| e.into_inner()).decide(
+            &live.cfg.proxy,
+            live.iface.ipv4,
+            &req,
+            now,
+        );
+        match decision {
+            Ok(reply) => {
+                if log {
+                    info!(mac = %req.mac, ip = %ip, "{}", proxy::describe_reply(&req, &reply, live.iface.ipv4));
+                }
+                Some((reply, live.iface.clone()))
+            }
+            Err(why) => {
+                if log {
+                    match why {
+                        Ignore::NoBootFile { .. }
+                        | Ignore::UnknownArch(_)
+                        | Ignore::ChainloadLoop(_)
+                        | Ignore::TooLarge { .. }
+                        | Ignore::UnknownBootItem(_) => {
+                            warn!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac)
+                        }
+                        Ignore::NotAllowed(_) | Ignore::RuleIgnore(_) | Ignore::RateLimited(_) => {
+                            info!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac)
+                        }
+                        _ => debug!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac),
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> Result<()> {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let got = match raw.recv(&mut buf).await {
+            Ok(g) => g,
+            Err(e) => {
+                error!("raw socket receive failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if got.outgoing {
+            continue;
+        }
+        let Some(udp) = frame::udp(Link::Ethernet, &buf[..got.len]) else {
+            continue;
+        };
+        let our_mac = server
+            .live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iface
+            .mac;
+        if udp.src_mac == Some(our_mac) {
+            continue;
+        }
+        let meta = Meta {
+            src: udp.src,
+            dst_port: udp.dst.port(),
+        };
+        if udp.dst.port() == DHCP_CLIENT_PORT {
+            // Another server's offer or ACK: part of the client's story.
+            if server.log_ok() {
+                debug!("{}", proxy::peek(udp.payload, meta));
+            }
+            continue;
+        }
+        if udp.dst.port() != DHCP_SERVER_PORT {
+            continue;
+        }
+        if let Some((reply, iface)) = server.handle(udp.payload, meta) {
+            let res = match reply.dest {
+                // Relay agents are routed, not on our link: let the kernel route it.
+                Dest::Relay(addr) => pxe
+                    .send_to(&reply.payload, SocketAddr::V4(addr))
+                    .await
+                    .map(|_| ()),
+                dest => {
+                    let dst_mac = match dest {
+                        Dest::Unicast(_, m) => m,
+                        _ => Mac::BROADCAST,
+                    };
+                    let f = frame::build(
+                        iface.mac,
+                        dst_mac,
+                        SocketAddrV4::new(iface.ipv4, reply.src_port),
+                        dest.addr(),
+                        &reply.payload,
+                    );
+                    raw.send(&f).await
+                }
+            };
+            if let Err(e) = res {
+                warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
+            }
+        }
+    }
+}
+
+async fn pxe_loop(server: Arc<Server>, sock: Arc<UdpSocket>) -> Result<()> {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("port 4011 receive failed: {e}");
+                continue;
+            }
+        };
+        let SocketAddr::V4(src) = from else { continue };
+        let meta = Meta {
+            src,
+            dst_port: PXE_PORT,
+        };
+        if let Some((reply, _)) = server.handle(&buf[..n], meta)
+            && let Err(e) = sock
+                .send_to(&reply.payload, SocketAddr::V4(reply.dest.addr()))
+                .await
+        {
+            warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
+        }
+    }
+}
+
+/// Once a second: report suppressed log lines even when the flood has
+/// stopped; every other second, follow the interface's IPv4 address (a
+/// DHCP-configured laptop's changes) unless `server_ip` pins it.
+async fn housekeeping(server: Arc<Server>) -> Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    for n in 0u64.. {
+        tick.tick().await;
+        server
+            .limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .roll(server.now());
+        if n % 2 == 1 {
+            follow_address(&server);
+        }
+    }
+    Ok(())
+}
+
+fn follow_address(server: &Server) {
+    let (name, pinned, current) = {
+        let l = server.live.read().unwrap_or_else(|e| e.into_inner());
+        (l.iface.name.clone(), l.cfg.server_ip, l.iface.ipv4)
+    };
+    match listen::lookup(&name, pinned) {
+        Ok(now) if now.ipv4 != current => {
+            info!(interface = %name, "address of {name} changed: {current} -> {}", now.ipv4);
+            server
+                .live
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .iface
+                .ipv4 = now.ipv4;
+        }
+        Ok(_) => {}
+        Err(e) => debug!("interface check: {e}"),
+    }
+}

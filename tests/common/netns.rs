@@ -1,0 +1,259 @@
+//! A test LAN made of network namespaces: one "switch" namespace holding a
+//! bridge, and one namespace per host, each with an `eth0` veth port on the
+//! bridge. Everything is torn down on drop, also when a test fails; child
+//! processes are stopped by the PIDs we started.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Namespaces and bridges need root. In CI they must run; elsewhere a
+/// non-root run skips with a printed reason.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: CI must run this as root (network namespaces)");
+    }
+    eprintln!("skipping {test}: needs root for network namespaces");
+    false
+}
+
+pub fn require(tool: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{tool} is not installed: run scripts/deps (the README test command does)"
+    );
+}
+
+pub struct Host {
+    pub name: String,
+    pub ns: String,
+    pub mac: String,
+    pub ip: Option<String>,
+}
+
+pub struct Lan {
+    pub id: String,
+    switch: String,
+    pub hosts: Vec<Host>,
+    children: Vec<(String, Child)>,
+    pub dir: tempfile::TempDir,
+}
+
+fn run(cmd: &[&str]) -> Output {
+    let o = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+impl Lan {
+    /// `hosts`: (name, MAC, optional "IP/prefix").
+    pub fn new(hosts: &[(&str, &str, Option<&str>)]) -> Lan {
+        let id = format!(
+            "pst{}x{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let switch = format!("{id}-sw");
+        let mut lan = Lan {
+            id: id.clone(),
+            switch: switch.clone(),
+            hosts: Vec::new(),
+            children: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        run(&["ip", "netns", "add", &switch]);
+        run(&[
+            "ip",
+            "-n",
+            &switch,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+            "forward_delay",
+            "0",
+        ]);
+        run(&["ip", "-n", &switch, "link", "set", "br0", "up"]);
+        for (i, (name, mac, ip)) in hosts.iter().enumerate() {
+            let ns = format!("{id}-{name}");
+            // Registered before it exists, so Drop removes it even if setup fails halfway.
+            lan.hosts.push(Host {
+                name: name.to_string(),
+                ns: ns.clone(),
+                mac: mac.to_string(),
+                ip: ip.map(|s| s.split('/').next().unwrap().to_string()),
+            });
+            run(&["ip", "netns", "add", &ns]);
+            let port = format!("p{i}");
+            run(&[
+                "ip", "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
+            run(&[
+                "ip", "-n", &switch, "link", "set", &port, "master", "br0", "up",
+            ]);
+            run(&["ip", "-n", &ns, "link", "set", "eth0", "address", mac]);
+            run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+            if let Some(ip) = ip {
+                run(&["ip", "-n", &ns, "addr", "add", ip, "dev", "eth0"]);
+            }
+        }
+        lan
+    }
+
+    pub fn host(&self, name: &str) -> &Host {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no host {name}"))
+    }
+
+    pub fn ns(&self, name: &str) -> String {
+        self.host(name).ns.clone()
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// Runs a command inside a host and waits for it.
+    pub fn exec(&self, host: &str, cmd: &[&str]) -> Output {
+        let ns = self.ns(host);
+        let mut full = vec!["ip", "netns", "exec", &ns];
+        full.extend_from_slice(cmd);
+        Command::new(full[0]).args(&full[1..]).output().unwrap()
+    }
+
+    /// Starts a long-running command inside a host; its output goes to
+    /// `<label>.log` in the LAN's temp dir.
+    pub fn spawn(&mut self, host: &str, label: &str, cmd: &[&str]) -> PathBuf {
+        let log = self.path(&format!("{label}.log"));
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let ns = self.ns(host);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        self.children.push((label.to_string(), child));
+        log
+    }
+
+    /// The PID of a labelled child (`ip netns exec` execs, so it is the program's).
+    pub fn pid(&self, label: &str) -> i32 {
+        self.children
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, c)| c.id() as i32)
+            .unwrap()
+    }
+
+    /// True while the labelled child runs.
+    pub fn alive(&mut self, label: &str) -> bool {
+        self.children
+            .iter_mut()
+            .find(|(l, _)| l == label)
+            .is_some_and(|(_, c)| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Stops one child (SIGTERM, then SIGKILL after 3 s) and returns its log.
+    pub fn stop(&mut self, label: &str) -> String {
+        if let Some(pos) = self.children.iter().position(|(l, _)| l == label) {
+            let (_, mut c) = self.children.remove(pos);
+            stop_child(&mut c);
+        }
+        std::fs::read_to_string(self.path(&format!("{label}.log"))).unwrap_or_default()
+    }
+
+    /// Runs `f` on a thread that has entered the host's network namespace:
+    /// every socket it opens lives on that host.
+    pub fn in_host<T: Send + 'static>(
+        &self,
+        host: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
+        let path = format!("/var/run/netns/{}", self.ns(host));
+        std::thread::spawn(move || {
+            let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: setns on this thread only, with a valid namespace fd.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+fn stop_child(c: &mut Child) {
+    // SAFETY: kill on the PID of a child we spawned and have not reaped.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if c.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.children {
+            stop_child(c);
+        }
+        for h in &self.hosts {
+            let _ = Command::new("ip").args(["netns", "del", &h.ns]).output();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.switch])
+            .output();
+    }
+}
+
+/// Waits until `file` contains `needle`, or panics with the file's text.
+pub fn wait_for_log(file: &Path, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        if Instant::now() > deadline {
+            panic!("{} never said {needle:?}; it said:\n{text}", file.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

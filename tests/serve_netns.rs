@@ -1,0 +1,491 @@
+//! `pxe-sidecar serve` on a test LAN of network namespaces, beside a real
+//! router DHCP server (dnsmasq, no PXE options). What clients get is read
+//! off the wire (raw-socket captures and tcpdump), not off our own logs.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::Client;
+use common::netns::{Lan, require, root_or_skip, wait_for_log};
+use common::pxeclient::{discover, discover_all, request_4011};
+
+const ROUTER: (&str, &str, Option<&str>) = ("router", "02:00:00:00:00:01", Some("10.77.0.1/24"));
+const PXE: (&str, &str, Option<&str>) = ("pxe", "02:00:00:00:00:02", Some("10.77.0.2/24"));
+const CLIENT: (&str, &str, Option<&str>) = ("client", "52:54:00:00:00:ff", None);
+const US: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pxe-sidecar")
+}
+
+/// dnsmasq as a plain DHCP server: no PXE options, no DNS.
+fn start_router(lan: &mut Lan, host: &str, bind_interfaces: bool) {
+    require("dnsmasq");
+    let leases = lan.path(&format!("{host}.leases"));
+    let pid = lan.path(&format!("{host}.pid"));
+    let mut args = vec![
+        "dnsmasq".to_string(),
+        "--keep-in-foreground".into(),
+        "--conf-file=/dev/null".into(),
+        "--port=0".into(),
+        "--user=root".into(),
+        "--interface=eth0".into(),
+        "--dhcp-range=10.77.0.100,10.77.0.200,255.255.255.0,1h".into(),
+        format!("--dhcp-leasefile={}", leases.display()),
+        format!("--pid-file={}", pid.display()),
+        "--no-ping".into(),
+        "--log-dhcp".into(),
+        "--log-facility=-".into(),
+    ];
+    if bind_interfaces {
+        args.push("--bind-interfaces".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let log = lan.spawn(host, &format!("dnsmasq-{host}"), &args);
+    wait_for_log(&log, "DHCP, IP range", Duration::from_secs(10));
+}
+
+fn start_pxe(lan: &mut Lan, config: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let cfg = lan.path("pxe.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let cfg_s = cfg.display().to_string();
+    let mut args = vec![bin(), "--config", &cfg_s, "serve", "--interface", "eth0"];
+    args.extend_from_slice(extra);
+    let log = lan.spawn("pxe", "pxe-sidecar", &args);
+    wait_for_log(&log, "proxyDHCP listening", Duration::from_secs(10));
+    (log, cfg)
+}
+
+fn pxe_client(mac_last: u8, arch: u16) -> Client {
+    let mut c = Client::pxe(arch);
+    c.mac = [0x52, 0x54, 0, 0, 0, mac_last];
+    c.xid = 0x5000_0000 + mac_last as u32;
+    c
+}
+
+#[test]
+fn non_pxe_client_gets_nothing_from_us() {
+    if !root_or_skip("non_pxe_client_gets_nothing_from_us") {
+        return;
+    }
+    require("tcpdump");
+    require("busybox");
+    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT]);
+    start_router(&mut lan, "router", true);
+    let cap = lan.path("pxe-side.pcap");
+    let cap_s = cap.display().to_string();
+    let tlog = lan.spawn(
+        "pxe",
+        "tcpdump",
+        &[
+            "tcpdump",
+            "-i",
+            "eth0",
+            "-n",
+            "-U",
+            "--immediate-mode",
+            "-w",
+            &cap_s,
+            "udp",
+        ],
+    );
+    wait_for_log(&tlog, "listening on", Duration::from_secs(10));
+    let (log, _) = {
+        // Debug logs so the "why not" line is there to check.
+        let cfg = lan.path("pxe.toml");
+        std::fs::write(&cfg, "").unwrap();
+        let cfg_s = cfg.display().to_string();
+        let log = lan.spawn(
+            "pxe",
+            "pxe-sidecar",
+            &[
+                "env",
+                "PXE_SIDECAR_LOG=debug",
+                bin(),
+                "--config",
+                &cfg_s,
+                "serve",
+                "--interface",
+                "eth0",
+            ],
+        );
+        wait_for_log(&log, "proxyDHCP listening", Duration::from_secs(10));
+        (log, cfg)
+    };
+    let o = lan.exec(
+        "client",
+        &[
+            "busybox",
+            "udhcpc",
+            "-i",
+            "eth0",
+            "-f",
+            "-q",
+            "-n",
+            "-t",
+            "5",
+            "-T",
+            "1",
+            "-s",
+            "/bin/true",
+        ],
+    );
+    let text = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && text.contains("obtained"),
+        "udhcpc got no lease from the router:\n{text}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    lan.stop("tcpdump");
+    let bytes = std::fs::read(&cap).unwrap();
+    let frames = pxe_sidecar::replay::frames(&bytes).unwrap();
+    let src_mac = |f: &pxe_sidecar::replay::Frame| f.data.get(6..12).map(|m| m.to_vec());
+    let ours = frames
+        .iter()
+        .filter(|f| src_mac(f).as_deref() == Some(&[2, 0, 0, 0, 0, 2][..]))
+        .count();
+    let client = frames
+        .iter()
+        .filter(|f| src_mac(f).as_deref() == Some(&[0x52, 0x54, 0, 0, 0, 0xff][..]))
+        .count();
+    assert!(
+        client >= 1,
+        "the capture never saw the client's DISCOVER: it proves nothing ({} frames, {} bytes)",
+        frames.len(),
+        bytes.len()
+    );
+    assert_eq!(
+        ours, 0,
+        "pxe-sidecar sent {ours} UDP frames to a non-PXE client"
+    );
+    let text = wait_for_log(&log, "not a PXE client", Duration::from_secs(2));
+    assert!(text.contains("52:54:00:00:00:ff"), "{text}");
+}
+
+#[test]
+fn pxe_clients_get_proxy_offer_and_4011_ack_per_arch() {
+    if !root_or_skip("pxe_clients_get_proxy_offer_and_4011_ack_per_arch") {
+        return;
+    }
+    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT]);
+    start_router(&mut lan, "router", true);
+    let (log, _) = start_pxe(
+        &mut lan,
+        "[boot]\narm64 = \"arm64/grubnetaa64.efi\"\nipxe = \"boot.ipxe\"\n",
+        &[],
+    );
+    let mut ipxe = pxe_client(4, 0);
+    ipxe.user_class = Some(b"iPXE");
+    ipxe.ipxe = true;
+    let clients = [pxe_client(1, 0), pxe_client(2, 7), pxe_client(3, 11), ipxe];
+    let want = [
+        "pxelinux.0",
+        "syslinux.efi",
+        "arm64/grubnetaa64.efi",
+        "boot.ipxe",
+    ];
+    let seen = lan.in_host("client", {
+        let clients: Vec<Client> = clients.to_vec();
+        move || discover_all(&clients, Duration::from_secs(2))
+    });
+    for ((c, got), file) in clients.iter().zip(&seen).zip(want) {
+        let proxy: Vec<_> = got.iter().filter(|s| s.server_id == Some(US)).collect();
+        assert_eq!(
+            proxy.len(),
+            1,
+            "{:02x?}: one proxy offer expected, saw {got:#?}",
+            c.mac
+        );
+        let p = proxy[0];
+        assert!(p.is_proxy_offer(), "{p:?}");
+        assert_eq!(p.file, file);
+        assert_eq!(p.siaddr, US);
+        assert!(
+            got.iter()
+                .any(|s| s.server_id == Some(Ipv4Addr::new(10, 77, 0, 1))
+                    && !s.yiaddr.is_unspecified()),
+            "the router's offer is missing: {got:#?}"
+        );
+    }
+    // The client takes the router's lease, then asks the boot server on 4011:
+    // EDK2 from port 4011, PXE ROMs and iPXE from 68.
+    let o = lan.exec(
+        "client",
+        &["ip", "addr", "add", "10.77.0.150/24", "dev", "eth0"],
+    );
+    assert!(o.status.success());
+    for (c, file) in clients.iter().zip(want) {
+        let mut r = c.clone();
+        r.msg = dhcproto::v4::MessageType::Request;
+        r.ciaddr = Ipv4Addr::new(10, 77, 0, 150);
+        r.broadcast = false;
+        let port = if r.arch == Some(7) { 4011 } else { 68 };
+        let ack = lan
+            .in_host("client", move || {
+                request_4011(&r, US, port, Duration::from_secs(2))
+            })
+            .unwrap_or_else(|| panic!("{:02x?}: no 4011 ACK", c.mac));
+        assert_eq!(ack.msg, Some(dhcproto::v4::MessageType::Ack));
+        assert_eq!(ack.file, file);
+        assert_eq!(ack.src.port(), 4011);
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    for needle in [
+        "DHCPDISCOVER from 52:54:00:00:00:02 to port 67 (PXEClient:Arch:00007:UNDI:003016, arch 7 EFI BC) via eth0",
+        "proxy DHCPOFFER to 52:54:00:00:00:02 at 255.255.255.255:68: boot file syslinux.efi from 10.77.0.2",
+        "DHCPREQUEST from 52:54:00:00:00:02 to port 4011",
+        "DHCPACK to 52:54:00:00:00:02 at 10.77.0.150:4011",
+    ] {
+        assert!(text.contains(needle), "log lacks {needle:?}:\n{text}");
+    }
+}
+
+#[test]
+fn answers_beside_a_dhcp_server_holding_port_67_on_the_same_host() {
+    if !root_or_skip("answers_beside_a_dhcp_server_holding_port_67_on_the_same_host") {
+        return;
+    }
+    let mut lan = Lan::new(&[PXE, CLIENT]);
+    // dnsmasq without --bind-interfaces binds the wildcard *:67.
+    start_router(&mut lan, "pxe", false);
+    let ss = lan.exec("pxe", &["ss", "-ulpn", "sport = :67"]);
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    assert!(
+        ss.contains("0.0.0.0:67") && ss.contains("dnsmasq"),
+        "dnsmasq does not hold *:67:\n{ss}"
+    );
+    start_pxe(&mut lan, "", &[]);
+    let c = pxe_client(9, 0);
+    let got = lan.in_host("client", move || discover(&c, Duration::from_secs(2)));
+    assert!(
+        got.iter()
+            .any(|s| s.is_proxy_offer() && s.file == "pxelinux.0"),
+        "no proxy offer: {got:#?}"
+    );
+    assert!(
+        got.iter().any(|s| !s.yiaddr.is_unspecified()),
+        "no lease offer from dnsmasq: {got:#?}"
+    );
+}
+
+#[test]
+fn allowlist_leaves_unlisted_clients_alone() {
+    if !root_or_skip("allowlist_leaves_unlisted_clients_alone") {
+        return;
+    }
+    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT]);
+    start_router(&mut lan, "router", true);
+    let (log, _) = start_pxe(
+        &mut lan,
+        "[proxy]\nallow = [\"52:54:00:00:00:0a\"]\n",
+        &["--log-format", "json"],
+    );
+    let listed = pxe_client(0x0a, 0);
+    let unlisted = pxe_client(0x0b, 0);
+    let seen = lan.in_host("client", move || {
+        discover_all(&[listed, unlisted], Duration::from_secs(2))
+    });
+    assert!(
+        seen[0].iter().any(|s| s.is_proxy_offer()),
+        "listed client got no proxy offer: {:#?}",
+        seen[0]
+    );
+    assert!(
+        !seen[1].iter().any(|s| s.server_id == Some(US)),
+        "unlisted client was answered: {:#?}",
+        seen[1]
+    );
+    assert!(
+        seen[1].iter().any(|s| !s.yiaddr.is_unspecified()),
+        "the router should still answer it"
+    );
+    let text = wait_for_log(&log, "not in [proxy] allow", Duration::from_secs(2));
+    let line = text
+        .lines()
+        .find(|l| l.contains("not in [proxy] allow"))
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+    assert_eq!(v["mac"], "52:54:00:00:00:0b", "{line}");
+}
+
+#[test]
+fn hostile_frames_never_stop_the_server() {
+    if !root_or_skip("hostile_frames_never_stop_the_server") {
+        return;
+    }
+    let mut lan = Lan::new(&[PXE, CLIENT]);
+    let (log, _) = start_pxe(&mut lan, "", &[]);
+    lan.in_host("client", || {
+        use pxe_sidecar::frame;
+        use pxe_sidecar::listen::{self, RawSocket};
+        use pxe_sidecar::mac::Mac;
+        use std::net::SocketAddrV4;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let iface = listen::lookup("eth0", Some(Ipv4Addr::UNSPECIFIED)).unwrap();
+            let sock = RawSocket::open(&iface).unwrap();
+            let src = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68);
+            let dst = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
+            let mac = Mac([0x52, 0x54, 0, 0, 0, 0xee]);
+            let good = pxe_client(0xee, 7).encode();
+            let mut frames = Vec::new();
+            // Truncations at every length of a valid PXE DISCOVER.
+            for n in 0..good.len() {
+                frames.push(frame::build(mac, Mac::BROADCAST, src, dst, &good[..n]));
+            }
+            // An option claiming 255 bytes at the very end; a giant option 60.
+            let mut giant = good.clone();
+            giant.truncate(giant.len() - 1);
+            giant.extend_from_slice(&[60, 255, b'P']);
+            frames.push(frame::build(mac, Mac::BROADCAST, src, dst, &giant));
+            let mut huge = good[..240].to_vec();
+            huge.extend_from_slice(&[53, 1, 1]);
+            for _ in 0..4 {
+                huge.extend_from_slice(&[60, 255]);
+                huge.extend_from_slice(&[b'P'; 255]);
+            }
+            frames.push(frame::build(mac, Mac::BROADCAST, src, dst, &huge));
+            // hlen 200, a lying IP total length, a lying UDP length.
+            let mut bad_hlen = good.clone();
+            bad_hlen[2] = 200;
+            frames.push(frame::build(mac, Mac::BROADCAST, src, dst, &bad_hlen));
+            let mut lying_ip = frame::build(mac, Mac::BROADCAST, src, dst, &good);
+            lying_ip[16..18].copy_from_slice(&0xffffu16.to_be_bytes());
+            frames.push(lying_ip);
+            let mut lying_udp = frame::build(mac, Mac::BROADCAST, src, dst, &good);
+            lying_udp[38..40].copy_from_slice(&9u16.to_be_bytes());
+            frames.push(lying_udp);
+            // A spoofed REQUEST naming us as server with no boot item.
+            let mut spoof = pxe_client(0xed, 0);
+            spoof.msg = dhcproto::v4::MessageType::Request;
+            spoof.server_id = Some(US);
+            frames.push(frame::build(mac, Mac::BROADCAST, src, dst, &spoof.encode()));
+            // A flood: 3000 DISCOVERs from one MAC, then 2000 from distinct MACs.
+            for _ in 0..3000 {
+                frames.push(frame::build(mac, Mac::BROADCAST, src, dst, &good));
+            }
+            for i in 0..2000u32 {
+                let mut c = pxe_client(0, 0);
+                c.mac = [0x52, 0x55, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8];
+                frames.push(frame::build(
+                    Mac(c.mac),
+                    Mac::BROADCAST,
+                    src,
+                    dst,
+                    &c.encode(),
+                ));
+            }
+            for f in &frames {
+                sock.send(f).await.unwrap();
+            }
+        });
+    });
+    // Long enough for the once-a-second report of suppressed log lines.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        lan.alive("pxe-sidecar"),
+        "the server died:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let c = pxe_client(0x42, 0);
+    let got = lan.in_host("client", move || discover(&c, Duration::from_secs(2)));
+    assert!(
+        got.iter().any(|s| s.is_proxy_offer()),
+        "no answer after the hostile frames: {got:#?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("malformed"),
+        "malformed frames should be logged:\n{}",
+        &text[..text.len().min(3000)]
+    );
+    assert!(
+        text.contains("flood"),
+        "the flood should be named in the log"
+    );
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad() {
+    if !root_or_skip("sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad") {
+        return;
+    }
+    let mut lan = Lan::new(&[PXE, CLIENT]);
+    let (log, cfg) = start_pxe(&mut lan, "[boot]\nbios = \"first.0\"\n", &[]);
+    let offer_file = |lan: &Lan, last: u8| {
+        let c = pxe_client(last, 0);
+        let got = lan.in_host("client", move || discover(&c, Duration::from_secs(1)));
+        got.iter()
+            .find(|s| s.is_proxy_offer())
+            .map(|s| s.file.clone())
+    };
+    assert_eq!(offer_file(&lan, 1).as_deref(), Some("first.0"));
+    let pid = lan.pid("pxe-sidecar");
+    std::fs::write(&cfg, "[boot]\nbios = \"second.0\"\n").unwrap();
+    // SAFETY: a signal to the PID of the child this test started.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_for_log(&log, "configuration reloaded", Duration::from_secs(5));
+    assert_eq!(offer_file(&lan, 2).as_deref(), Some("second.0"));
+    std::fs::write(&cfg, "[boot]\nbois = \"typo.0\"\n").unwrap();
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let text = wait_for_log(&log, "new configuration rejected", Duration::from_secs(5));
+    assert!(
+        text.contains("bois"),
+        "the rejection should name the key:\n{text}"
+    );
+    assert_eq!(offer_file(&lan, 3).as_deref(), Some("second.0"));
+    // SIGTERM stops it cleanly.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for_log(&log, "SIGTERM: stopping", Duration::from_secs(5));
+}
+
+#[test]
+fn bad_interface_is_one_clear_error() {
+    if !root_or_skip("bad_interface_is_one_clear_error") {
+        return;
+    }
+    let lan = Lan::new(&[CLIENT]);
+    for (iface, want) in [
+        ("nope0", "interface nope0 does not exist"),
+        ("eth0", "interface eth0 has no IPv4 address"),
+    ] {
+        let o = lan.exec(
+            "client",
+            &[
+                bin(),
+                "--config",
+                "/dev/null",
+                "serve",
+                "--interface",
+                iface,
+            ],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(err.contains(want), "{iface}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
+    }
+    let o = Command::new(bin())
+        .args(["--config", "/nonexistent.toml", "serve"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("/nonexistent.toml"),
+        "{err}"
+    );
+}
+
+use std::process::Command;
