@@ -233,6 +233,27 @@ impl RawSocket {
         })
     }
 
+    /// Asks for a larger kernel receive queue so a boot storm is queued, not
+    /// dropped. SO_RCVBUFFORCE passes rmem_max with CAP_NET_ADMIN; without it
+    /// the plain SO_RCVBUF (capped by the kernel) is the best we get.
+    pub fn set_recv_buffer(&self, bytes: i32) {
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: an int option on our own socket.
+            let rc = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    &bytes as *const i32 as *const libc::c_void,
+                    std::mem::size_of::<i32>() as u32,
+                )
+            };
+            if rc == 0 {
+                return;
+            }
+        }
+    }
+
     /// Receives one frame. Frames we sent ourselves show up too
     /// (PACKET_OUTGOING): `outgoing` says so, and the caller drops them.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {

@@ -96,6 +96,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let cfg = opts.load()?;
     let iface = resolve_interface(&cfg)?;
     let raw = RawSocket::open(&iface)?;
+    raw.set_recv_buffer(4 << 20);
     let pxe = bind_4011(&iface)?;
     drop_privileges(&cfg)?;
     info!(

@@ -452,7 +452,29 @@ fn bad_interface_is_one_clear_error() {
     if !root_or_skip("bad_interface_is_one_clear_error") {
         return;
     }
-    let lan = Lan::new(&[CLIENT]);
+    let lan = Lan::new(&[CLIENT, PXE]);
+    // Without CAP_NET_RAW: the error names the capability and how to grant it.
+    let o = lan.exec(
+        "pxe",
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            bin(),
+            "--config",
+            "/dev/null",
+            "serve",
+            "--interface",
+            "eth0",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("CAP_NET_RAW") && err.contains("setcap"),
+        "{err}"
+    );
     for (iface, want) in [
         ("nope0", "interface nope0 does not exist"),
         ("eth0", "interface eth0 has no IPv4 address"),

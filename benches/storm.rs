@@ -1,0 +1,200 @@
+//! Boot storm: 500 PXE clients with distinct MACs send a DISCOVER within one
+//! second. Measured against pxe-sidecar and, in the same run on the same test
+//! LAN, dnsmasq in proxy mode: answered/500, p50/p99 time to the proxy offer,
+//! peak RSS of the server. Needs root (network namespaces) and dnsmasq.
+//! Run with `cargo bench --bench storm` (or scripts/bench).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use common::Client;
+use common::netns::{Lan, require, wait_for_log};
+use pxe_sidecar::frame::{self, Link};
+use pxe_sidecar::listen::{self, RawSocket};
+use pxe_sidecar::mac::Mac;
+
+const CLIENTS: usize = 500;
+const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+
+struct Result {
+    name: &'static str,
+    answered: usize,
+    p50: Duration,
+    p99: Duration,
+    rss_kib: u64,
+}
+
+/// Sends the storm from the client host; returns the time to each client's
+/// first offer from SERVER (None: never answered within 3 s of the last send).
+fn storm() -> Vec<Option<Duration>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let iface = listen::lookup("eth0", Some(Ipv4Addr::UNSPECIFIED)).unwrap();
+        let sock = std::sync::Arc::new(RawSocket::open(&iface).unwrap());
+        sock.set_recv_buffer(16 << 20);
+        let clients: Vec<Client> = (0..CLIENTS)
+            .map(|i| {
+                let mut c = Client::pxe(if i % 2 == 0 { 0 } else { 7 });
+                c.mac = [0x52, 0x56, 0, 0, (i >> 8) as u8, i as u8];
+                c.xid = 0x7000_0000 + i as u32;
+                c
+            })
+            .collect();
+        let frames: Vec<Vec<u8>> = clients
+            .iter()
+            .map(|c| {
+                frame::build(
+                    Mac(c.mac),
+                    Mac::BROADCAST,
+                    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+                    SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
+                    &c.encode(),
+                )
+            })
+            .collect();
+        let sent = std::sync::Arc::new(std::sync::Mutex::new(vec![None::<Instant>; CLIENTS]));
+        let sender = {
+            let (sock, sent) = (sock.clone(), sent.clone());
+            tokio::spawn(async move {
+                // 500 sends spread over one second: 2 ms apart.
+                let mut tick = tokio::time::interval(Duration::from_millis(2));
+                for (i, f) in frames.iter().enumerate() {
+                    tick.tick().await;
+                    sent.lock().unwrap()[i] = Some(Instant::now());
+                    sock.send(f).await.unwrap();
+                }
+            })
+        };
+        let mut got = vec![None; CLIENTS];
+        let mut buf = vec![0u8; 65536];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        while let Ok(Ok(r)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            let now = Instant::now();
+            if r.outgoing {
+                continue;
+            }
+            let Some(u) = frame::udp(Link::Ethernet, &buf[..r.len]) else {
+                continue;
+            };
+            if u.dst.port() != 68 || *u.src.ip() != SERVER {
+                continue;
+            }
+            let m = common::decode(u.payload);
+            let i = m.xid().wrapping_sub(0x7000_0000) as usize;
+            if i < CLIENTS
+                && got[i].is_none()
+                && let Some(t) = sent.lock().unwrap()[i]
+            {
+                got[i] = Some(now - t);
+            }
+        }
+        sender.await.unwrap();
+        got
+    })
+}
+
+fn peak_rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn summarize(name: &'static str, times: Vec<Option<Duration>>, rss_kib: u64) -> Result {
+    let mut ok: Vec<Duration> = times.into_iter().flatten().collect();
+    ok.sort();
+    let pct = |p: f64| {
+        ok.get(((ok.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or_default()
+    };
+    Result {
+        name,
+        answered: ok.len(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+        rss_kib,
+    }
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("storm: needs root (network namespaces); skipped");
+        return;
+    }
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not, and
+    // a test run must not spend half a minute storming.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    require("dnsmasq");
+    let mut results = Vec::new();
+    let mut lan = Lan::new(&[
+        ("server", "02:00:00:00:00:02", Some("10.77.0.2/24")),
+        ("client", "52:56:00:00:ff:ff", None),
+    ]);
+
+    let cfg = lan.path("pxe.toml");
+    std::fs::write(&cfg, "").unwrap();
+    let bin = env!("CARGO_BIN_EXE_pxe-sidecar");
+    let cfg_s = cfg.display().to_string();
+    let log = lan.spawn(
+        "server",
+        "pxe-sidecar",
+        &[bin, "--config", &cfg_s, "serve", "--interface", "eth0"],
+    );
+    wait_for_log(&log, "proxyDHCP listening", Duration::from_secs(10));
+    let pid = lan.pid("pxe-sidecar");
+    let times = lan.in_host("client", storm);
+    results.push(summarize("pxe-sidecar", times, peak_rss_kib(pid)));
+    lan.stop("pxe-sidecar");
+
+    let leases = lan.path("d.leases");
+    let log = lan.spawn(
+        "server",
+        "dnsmasq",
+        &[
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--user=root",
+            "--interface=eth0",
+            "--bind-interfaces",
+            "--dhcp-range=10.77.0.0,proxy",
+            "--pxe-service=x86PC,Boot,pxelinux",
+            "--pxe-service=X86-64_EFI,Boot,syslinux.efi",
+            "--pxe-service=BC_EFI,Boot,syslinux.efi",
+            &format!("--dhcp-leasefile={}", leases.display()),
+            "--log-facility=-",
+        ],
+    );
+    wait_for_log(&log, "proxy on subnet", Duration::from_secs(10));
+    let pid = lan.pid("dnsmasq");
+    let times = lan.in_host("client", storm);
+    results.push(summarize("dnsmasq (proxy)", times, peak_rss_kib(pid)));
+    lan.stop("dnsmasq");
+
+    println!(
+        "\nboot storm: {CLIENTS} PXE DISCOVERs (half BIOS, half EFI) from distinct MACs within 1 s"
+    );
+    println!(
+        "{:<18} {:>10} {:>12} {:>12} {:>12}",
+        "server", "answered", "p50", "p99", "peak RSS"
+    );
+    for r in &results {
+        println!(
+            "{:<18} {:>6}/{CLIENTS} {:>10.2?} {:>12.2?} {:>9} KiB",
+            r.name, r.answered, r.p50, r.p99, r.rss_kib
+        );
+    }
+}
