@@ -62,6 +62,8 @@ pub struct RawConfig {
     pub menu: RawMenu,
     pub clients: Vec<RawClient>,
     pub tftp: Tftp,
+    pub http: Http,
+    pub pxelinux: Pxelinux,
     pub nfs: Nfs,
 }
 
@@ -77,6 +79,8 @@ impl Default for RawConfig {
             menu: RawMenu::default(),
             clients: Vec::new(),
             tftp: Tftp::default(),
+            http: Http::default(),
+            pxelinux: Pxelinux::default(),
             nfs: Nfs::default(),
         }
     }
@@ -159,6 +163,11 @@ pub struct Tftp {
     pub enabled: bool,
     pub root: PathBuf,
     pub port: u16,
+    /// Transfers at once, in total and from one client IP.
+    pub max_transfers: usize,
+    pub max_per_client: usize,
+    /// Largest RFC 7440 window we grant.
+    pub max_windowsize: u16,
 }
 
 impl Default for Tftp {
@@ -167,8 +176,36 @@ impl Default for Tftp {
             enabled: true,
             root: PathBuf::from("/srv/tftp"),
             port: 69,
+            max_transfers: 128,
+            max_per_client: 8,
+            max_windowsize: 64,
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub enabled: bool,
+    pub port: u16,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            enabled: false,
+            port: 80,
+        }
+    }
+}
+
+/// What the generated `pxelinux.cfg/default` and iPXE script boot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pxelinux {
+    pub kernel: String,
+    pub initrd: String,
+    pub append: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,6 +234,8 @@ pub struct Config {
     pub user: String,
     pub proxy: ProxyConfig,
     pub tftp: Tftp,
+    pub http: Http,
+    pub pxelinux: Pxelinux,
     pub nfs: Nfs,
 }
 
@@ -444,6 +483,46 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "pick a UDP port (69 is what firmware uses)",
         ));
     }
+    if raw.http.port == 0 {
+        return Err(invalid(
+            "http.port",
+            "0",
+            "pick a TCP port (80 is the usual)",
+        ));
+    }
+    if raw.tftp.max_transfers == 0 || raw.tftp.max_per_client == 0 {
+        return Err(invalid(
+            "tftp.max_transfers",
+            "0",
+            "at least 1 transfer must be allowed",
+        ));
+    }
+    if !(1..=64).contains(&raw.tftp.max_windowsize) {
+        return Err(invalid(
+            "tftp.max_windowsize",
+            raw.tftp.max_windowsize.to_string(),
+            "RFC 7440 windows from 1 to 64 are supported",
+        ));
+    }
+    let px = &raw.pxelinux;
+    for (key, v) in [
+        ("pxelinux.kernel", &px.kernel),
+        ("pxelinux.initrd", &px.initrd),
+    ] {
+        if !v.is_empty() {
+            check_file_name(key, v)?;
+        }
+    }
+    if px.append.contains('\n') {
+        return Err(invalid("pxelinux.append", &px.append, "must be one line"));
+    }
+    if px.kernel.is_empty() && !(px.initrd.is_empty() && px.append.is_empty()) {
+        return Err(invalid(
+            "pxelinux.kernel",
+            "",
+            "initrd/append are set but no kernel",
+        ));
+    }
     Ok(Config {
         interface: raw.interface,
         server_ip: raw.server_ip,
@@ -458,6 +537,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             clients,
         },
         tftp: raw.tftp,
+        http: raw.http,
+        pxelinux: raw.pxelinux,
         nfs: raw.nfs,
     })
 }
@@ -540,6 +621,8 @@ mod tests {
         let defaults = validate(RawConfig::default()).unwrap();
         assert_eq!(example.proxy, defaults.proxy);
         assert_eq!(example.tftp, defaults.tftp);
+        assert_eq!(example.http, defaults.http);
+        assert_eq!(example.pxelinux, defaults.pxelinux);
         assert_eq!(example.nfs, defaults.nfs);
         assert_eq!(example.user, defaults.user);
     }

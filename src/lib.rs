@@ -1,7 +1,9 @@
 //! pxe-sidecar: a proxyDHCP + TFTP + NFS netboot server that explains itself.
 
 pub mod bootp;
+pub mod clients;
 pub mod config;
+pub mod files;
 pub mod frame;
 pub mod fuzzing;
 pub mod listen;
@@ -10,3 +12,4 @@ pub mod proxy;
 pub mod pxe;
 pub mod replay;
 pub mod serve;
+pub mod tftp;

@@ -12,11 +12,15 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error, info, warn};
 
+use crate::bootp::Bootp;
+use crate::clients::Clients;
 use crate::config::{self, Config};
+use crate::files::Tree;
 use crate::frame::{self, Link};
 use crate::listen::{self, Interface, RawSocket};
 use crate::mac::Mac;
 use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, Dest, Ignore, Meta, PXE_PORT, Proxy};
+use crate::tftp;
 
 /// How `serve` was started: the config file and the CLI overrides, kept so
 /// SIGHUP can load the same layers again.
@@ -39,6 +43,8 @@ struct Live {
 
 struct Server {
     live: RwLock<Live>,
+    clients: Clients,
+    tree: Arc<RwLock<Tree>>,
     core: Mutex<Proxy>,
     started: Instant,
     limiter: Mutex<LogLimiter>,
@@ -98,6 +104,12 @@ pub async fn run(opts: Options) -> Result<()> {
     let raw = RawSocket::open(&iface)?;
     raw.set_recv_buffer(4 << 20);
     let pxe = bind_4011(&iface)?;
+    let tftp_socket = if cfg.tftp.enabled {
+        Some(tftp::bind(&cfg.tftp, iface.ipv4)?)
+    } else {
+        None
+    };
+    let tree = Arc::new(RwLock::new(Tree::new(&cfg)));
     drop_privileges(&cfg)?;
     info!(
         interface = %iface.name,
@@ -106,8 +118,36 @@ pub async fn run(opts: Options) -> Result<()> {
         "proxyDHCP listening on {} ({} {}): raw socket for UDP 67/68, UDP 4011",
         iface.name, iface.ipv4, iface.mac
     );
+    let clients = Clients::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(sock) = tftp_socket {
+        let t = tree.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if !t.root_exists() {
+            warn!(
+                "TFTP root {} does not exist: serving only Debian's packaged loaders and the generated configs ({})",
+                t.configured_root().display(),
+                t.builtin_names().join(", ")
+            );
+        }
+        info!(
+            "TFTP listening on {}:{} (root {})",
+            iface.ipv4,
+            cfg.tftp.port,
+            t.configured_root().display()
+        );
+        let handle = tftp::spawn(&cfg.tftp, sock, tree.clone(), clients.clone())?;
+        tasks.spawn(async move {
+            match tokio::task::spawn_blocking(move || handle.join()).await {
+                Ok(Ok(Ok(()))) => bail!("the TFTP server stopped"),
+                Ok(Ok(Err(e))) => bail!(e),
+                _ => bail!("the TFTP server thread failed"),
+            }
+        });
+    }
     let server = Arc::new(Server {
         live: RwLock::new(Live { cfg, iface }),
+        clients,
+        tree,
         core: Mutex::new(Proxy::new()),
         started: Instant::now(),
         limiter: Mutex::new(LogLimiter {
@@ -117,7 +157,6 @@ pub async fn run(opts: Options) -> Result<()> {
         }),
     });
     let pxe = Arc::new(pxe);
-    let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(raw_loop(server.clone(), raw, pxe.clone()));
     tasks.spawn(pxe_loop(server.clone(), pxe));
     tasks.spawn(housekeeping(server.clone()));
@@ -157,6 +196,12 @@ fn reload(server: &Server, opts: &Options) {
             if let Some(ip) = new.server_ip {
                 live.iface.ipv4 = ip;
             }
+            if new.tftp != live.cfg.tftp || new.http != live.cfg.http {
+                warn!(
+                    "SIGHUP: [tftp]/[http] sockets and limits change on restart; the file tree is reloaded now"
+                );
+            }
+            *server.tree.write().unwrap_or_else(|e| e.into_inner()) = Tree::new(&new);
             live.cfg = new;
             info!("SIGHUP: configuration reloaded");
         }
@@ -243,6 +288,8 @@ impl Server {
                 return None;
             }
         };
+        self.clients.learn(*meta.src.ip(), req.mac);
+        self.clients.learn(req.ciaddr, req.mac);
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
         let log = self.log_ok();
         let ip = if meta.src.ip().is_unspecified() {
@@ -320,7 +367,14 @@ async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> R
             dst_port: udp.dst.port(),
         };
         if udp.dst.port() == DHCP_CLIENT_PORT {
-            // Another server's offer or ACK: part of the client's story.
+            // Another server's offer or ACK: part of the client's story. An
+            // ACK tells us the client's address (for TFTP/HTTP log lines).
+            if let Ok(m) = Bootp::parse(udp.payload)
+                && m.message_type() == Some(5)
+                && let Ok(mac) = <[u8; 6]>::try_from(m.chaddr)
+            {
+                server.clients.learn(m.yiaddr, Mac(mac));
+            }
             if server.log_ok() {
                 debug!("{}", proxy::peek(udp.payload, meta));
             }

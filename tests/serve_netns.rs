@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::Client;
-use common::netns::{Lan, require, root_or_skip, wait_for_log};
+use common::netns::{Lan, require, root_or_skip, start_server, wait_for_log};
 use common::pxeclient::{discover, discover_all, request_4011};
 
 const ROUTER: (&str, &str, Option<&str>) = ("router", "02:00:00:00:00:01", Some("10.77.0.1/24"));
@@ -49,14 +49,7 @@ fn start_router(lan: &mut Lan, host: &str, bind_interfaces: bool) {
 }
 
 fn start_pxe(lan: &mut Lan, config: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
-    let cfg = lan.path("pxe.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let cfg_s = cfg.display().to_string();
-    let mut args = vec![bin(), "--config", &cfg_s, "serve", "--interface", "eth0"];
-    args.extend_from_slice(extra);
-    let log = lan.spawn("pxe", "pxe-sidecar", &args);
-    wait_for_log(&log, "proxyDHCP listening", Duration::from_secs(10));
-    (log, cfg)
+    start_server(lan, "pxe", config, extra)
 }
 
 fn pxe_client(mac_last: u8, arch: u16) -> Client {

@@ -83,6 +83,9 @@ impl Lan {
             children: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
         };
+        // The server drops to `nobody`: it must be able to read what tests put here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(lan.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         run(&["ip", "netns", "add", &switch]);
         run(&[
             "ip",
@@ -256,4 +259,24 @@ pub fn wait_for_log(file: &Path, needle: &str, within: Duration) -> String {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Starts `pxe-sidecar serve` on a host with `config` (TOML text) and waits
+/// until it listens. Returns its log and config paths.
+pub fn start_server(lan: &mut Lan, host: &str, config: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let cfg = lan.path("pxe.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let cfg_s = cfg.display().to_string();
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_pxe-sidecar"),
+        "--config",
+        &cfg_s,
+        "serve",
+        "--interface",
+        "eth0",
+    ];
+    args.extend_from_slice(extra);
+    let log = lan.spawn(host, "pxe-sidecar", &args);
+    wait_for_log(&log, "proxyDHCP listening", Duration::from_secs(10));
+    (log, cfg)
 }

@@ -1,0 +1,300 @@
+//! The boot-file tree that TFTP and HTTP serve: a root directory resolved
+//! the way `tftpd-hpa --secure` does (every path inside the root, `..`
+//! refused, symlinks followed only while they stay inside), plus what the
+//! server supplies when the root lacks it: Debian's packaged loaders and
+//! boot configs generated from `[pxelinux]`. Files on disk always win.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::Config;
+
+/// Where Debian's pxelinux, syslinux-efi and ipxe packages put the loaders
+/// that the default `[boot]` names point at.
+const DEBIAN_LOADERS: &[(&str, &str)] = &[
+    ("pxelinux.0", "/usr/lib/PXELINUX/pxelinux.0"),
+    ("lpxelinux.0", "/usr/lib/PXELINUX/lpxelinux.0"),
+    ("ldlinux.c32", "/usr/lib/syslinux/modules/bios/ldlinux.c32"),
+    ("syslinux.efi", "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi"),
+    ("ldlinux.e64", "/usr/lib/syslinux/modules/efi64/ldlinux.e64"),
+    ("syslinux32.efi", "/usr/lib/SYSLINUX.EFI/efi32/syslinux.efi"),
+    ("ldlinux.e32", "/usr/lib/syslinux/modules/efi32/ldlinux.e32"),
+    ("undionly.kpxe", "/usr/lib/ipxe/undionly.kpxe"),
+    ("ipxe.pxe", "/usr/lib/ipxe/ipxe.pxe"),
+    ("ipxe.efi", "/usr/lib/ipxe/ipxe.efi"),
+    ("snponly.efi", "/usr/lib/ipxe/snponly.efi"),
+];
+
+/// What a request resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A regular file (canonical path).
+    Disk(PathBuf),
+    /// Content generated from the config.
+    Generated(Arc<[u8]>),
+}
+
+/// Why a request is refused. `NotFound` is TFTP error 1, the rest error 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("File not found")]
+    NotFound,
+    #[error("Access violation: {0}")]
+    Denied(&'static str),
+}
+
+#[derive(Debug, Clone)]
+pub struct Tree {
+    /// Canonical root, or None when the directory does not exist.
+    root: Option<PathBuf>,
+    configured_root: PathBuf,
+    generated: HashMap<String, Arc<[u8]>>,
+}
+
+/// Normalizes a requested name to a relative path: backslashes (Windows PXE
+/// clients) become slashes, leading slashes and `.` go, `..` is refused.
+pub fn normalize(requested: &str) -> Result<String, Refusal> {
+    let unified = requested.replace('\\', "/");
+    let mut parts = Vec::new();
+    for c in Path::new(&unified).components() {
+        match c {
+            Component::Normal(p) => {
+                parts.push(p.to_str().ok_or(Refusal::Denied("name is not UTF-8"))?)
+            }
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => return Err(Refusal::Denied("`..` in the path")),
+            Component::Prefix(_) => return Err(Refusal::Denied("drive prefix in the path")),
+        }
+    }
+    if parts.is_empty() {
+        return Err(Refusal::Denied("empty file name"));
+    }
+    Ok(parts.join("/"))
+}
+
+impl Tree {
+    pub fn new(cfg: &Config) -> Tree {
+        let root = std::fs::canonicalize(&cfg.tftp.root)
+            .ok()
+            .filter(|p| p.is_dir());
+        Tree {
+            root,
+            configured_root: cfg.tftp.root.clone(),
+            generated: generate(cfg),
+        }
+    }
+
+    pub fn root_exists(&self) -> bool {
+        self.root.is_some()
+    }
+
+    pub fn configured_root(&self) -> &Path {
+        &self.configured_root
+    }
+
+    /// Resolves a client's file name. Returns the normalized name with it.
+    pub fn resolve(&self, requested: &str) -> Result<(String, Source), Refusal> {
+        let rel = normalize(requested)?;
+        if let Some(root) = &self.root {
+            let candidate = root.join(&rel);
+            if candidate.symlink_metadata().is_ok() {
+                let real = std::fs::canonicalize(&candidate).map_err(|_| Refusal::NotFound)?;
+                if !real.starts_with(root) {
+                    return Err(Refusal::Denied("symlink leads outside the root"));
+                }
+                let meta = std::fs::metadata(&real).map_err(|_| Refusal::NotFound)?;
+                if meta.is_dir() {
+                    return Err(Refusal::Denied("is a directory"));
+                }
+                if !meta.is_file() {
+                    return Err(Refusal::Denied("not a regular file"));
+                }
+                return Ok((rel, Source::Disk(real)));
+            }
+        }
+        if let Some(g) = self.generated.get(&rel) {
+            return Ok((rel, Source::Generated(g.clone())));
+        }
+        if let Some((_, path)) = DEBIAN_LOADERS.iter().find(|(name, _)| *name == rel) {
+            let p = Path::new(path);
+            if p.is_file() {
+                return Ok((rel, Source::Disk(p.to_path_buf())));
+            }
+        }
+        Err(Refusal::NotFound)
+    }
+
+    /// Names the server supplies itself (generated or packaged), for `check`.
+    pub fn builtin_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.generated.keys().cloned().collect();
+        v.extend(
+            DEBIAN_LOADERS
+                .iter()
+                .filter(|(_, p)| Path::new(p).is_file())
+                .map(|(n, _)| n.to_string()),
+        );
+        v.sort();
+        v
+    }
+}
+
+/// `pxelinux.cfg/default` and the iPXE script named by `[boot] ipxe`, from
+/// `[pxelinux]`. Without a kernel they tell the person at the console what to
+/// configure, instead of leaving a bare `boot:` prompt.
+fn generate(cfg: &Config) -> HashMap<String, Arc<[u8]>> {
+    let p = &cfg.pxelinux;
+    let mut out = HashMap::new();
+    let pxelinux = if p.kernel.is_empty() {
+        "# Generated by pxe-sidecar: no kernel is configured yet.\n\
+         SAY pxe-sidecar: this machine loaded pxelinux over the network.\n\
+         SAY Nothing to boot yet: on the server, set kernel, initrd and append\n\
+         SAY under [pxelinux] in the config, then run `pxe-sidecar check`.\n\
+         SAY Booting from local disk in 30 seconds.\n\
+         PROMPT 1\nTIMEOUT 300\nDEFAULT local\nLABEL local\n  LOCALBOOT -1\n"
+            .to_string()
+    } else {
+        let mut s = String::from(
+            "# Generated by pxe-sidecar from [pxelinux].\nDEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n",
+        );
+        s.push_str(&format!("  KERNEL {}\n", p.kernel));
+        if !p.initrd.is_empty() {
+            s.push_str(&format!("  INITRD {}\n", p.initrd));
+        }
+        if !p.append.is_empty() {
+            s.push_str(&format!("  APPEND {}\n", p.append));
+        }
+        s
+    };
+    out.insert(
+        "pxelinux.cfg/default".to_string(),
+        Arc::from(pxelinux.into_bytes()),
+    );
+    if let Some(script) = &cfg.proxy.boot.ipxe {
+        // iPXE expands ${next-server} (our siaddr) in URLs; HTTP is faster
+        // for kernels and initrds when it is on.
+        let base = if cfg.http.enabled {
+            format!("http://${{next-server}}:{}/", cfg.http.port)
+        } else {
+            "tftp://${next-server}/".to_string()
+        };
+        let text = if p.kernel.is_empty() {
+            "#!ipxe\n# Generated by pxe-sidecar: no kernel is configured yet.\n\
+             echo pxe-sidecar: iPXE is running, but nothing is configured to boot.\n\
+             echo On the server set kernel, initrd and append under [pxelinux], then run pxe-sidecar check.\n\
+             prompt --timeout 30000 Press any key to exit to the firmware ||\nexit\n"
+                .to_string()
+        } else {
+            let mut s = format!(
+                "#!ipxe\n# Generated by pxe-sidecar from [pxelinux].\nkernel {base}{}",
+                p.kernel
+            );
+            if !p.append.is_empty() {
+                s.push(' ');
+                s.push_str(&p.append);
+            }
+            s.push('\n');
+            if !p.initrd.is_empty() {
+                s.push_str(&format!("initrd {base}{}\n", p.initrd));
+            }
+            s.push_str("boot\n");
+            s
+        };
+        out.insert(script.clone(), Arc::from(text.into_bytes()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RawConfig, validate};
+
+    fn tree(root: &Path, edit: impl FnOnce(&mut RawConfig)) -> Tree {
+        let mut raw = RawConfig::default();
+        raw.tftp.root = root.to_path_buf();
+        edit(&mut raw);
+        Tree::new(&validate(raw).unwrap())
+    }
+
+    #[test]
+    fn normalize_rules() {
+        assert_eq!(normalize("/pxelinux.0").unwrap(), "pxelinux.0");
+        assert_eq!(normalize("//a/./b").unwrap(), "a/b");
+        assert_eq!(
+            normalize("pxelinux.cfg\\default").unwrap(),
+            "pxelinux.cfg/default"
+        );
+        assert!(matches!(
+            normalize("../etc/passwd"),
+            Err(Refusal::Denied(_))
+        ));
+        assert!(matches!(
+            normalize("/a/../../etc/passwd"),
+            Err(Refusal::Denied(_))
+        ));
+        assert!(matches!(normalize("a\\..\\..\\x"), Err(Refusal::Denied(_))));
+        assert!(matches!(normalize(""), Err(Refusal::Denied(_))));
+        assert!(matches!(normalize("/"), Err(Refusal::Denied(_))));
+    }
+
+    #[test]
+    fn resolves_inside_the_root_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/f"), b"x").unwrap();
+        std::fs::write(dir.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("out")).unwrap();
+        std::os::unix::fs::symlink("sub/f", root.join("in")).unwrap();
+        let t = tree(&root, |_| {});
+        assert!(matches!(t.resolve("/sub/f"), Ok((_, Source::Disk(_)))));
+        assert!(matches!(t.resolve("in"), Ok((_, Source::Disk(_)))));
+        assert_eq!(
+            t.resolve("out"),
+            Err(Refusal::Denied("symlink leads outside the root"))
+        );
+        assert_eq!(t.resolve("sub"), Err(Refusal::Denied("is a directory")));
+        assert_eq!(t.resolve("nope"), Err(Refusal::NotFound));
+    }
+
+    #[test]
+    fn generated_configs_and_disk_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tree(dir.path(), |r| {
+            r.boot.ipxe = "boot.ipxe".into();
+            r.pxelinux.kernel = "debian/vmlinuz".into();
+            r.pxelinux.initrd = "debian/initrd.img".into();
+            r.pxelinux.append = "root=/dev/nfs ro".into();
+        });
+        let Ok((_, Source::Generated(g))) = t.resolve("pxelinux.cfg/default") else {
+            panic!()
+        };
+        let text = String::from_utf8(g.to_vec()).unwrap();
+        assert!(
+            text.contains("KERNEL debian/vmlinuz") && text.contains("APPEND root=/dev/nfs ro"),
+            "{text}"
+        );
+        let Ok((_, Source::Generated(s))) = t.resolve("boot.ipxe") else {
+            panic!()
+        };
+        let s = String::from_utf8(s.to_vec()).unwrap();
+        assert!(
+            s.starts_with("#!ipxe")
+                && s.contains("kernel tftp://${next-server}/debian/vmlinuz root=/dev/nfs ro"),
+            "{s}"
+        );
+        std::fs::create_dir(dir.path().join("pxelinux.cfg")).unwrap();
+        std::fs::write(dir.path().join("pxelinux.cfg/default"), b"mine").unwrap();
+        assert!(matches!(
+            t.resolve("pxelinux.cfg/default"),
+            Ok((_, Source::Disk(_)))
+        ));
+        // Unconfigured: the generated menu says what to do next.
+        let t = tree(Path::new("/nonexistent-root"), |_| {});
+        let Ok((_, Source::Generated(g))) = t.resolve("pxelinux.cfg/default") else {
+            panic!()
+        };
+        assert!(String::from_utf8_lossy(&g).contains("pxe-sidecar check"));
+    }
+}
