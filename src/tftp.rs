@@ -199,7 +199,10 @@ pub fn bind(cfg: &Tftp, ip: Ipv4Addr) -> Result<UdpSocket, TftpError> {
     })
 }
 
-/// Runs the server on a dedicated thread (async-tftp brings its own executor).
+/// Runs the server on a dedicated thread (async-tftp brings its own
+/// executor). `async_io::block_on` makes that thread drive the I/O reactor
+/// itself: with futures-lite's block_on every datagram cost a wakeup hop from
+/// async-io's reactor thread (measured: ~15% of plain-transfer throughput).
 pub fn spawn(
     cfg: &Tftp,
     socket: UdpSocket,
@@ -219,7 +222,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("tftp".into())
         .spawn(move || {
-            futures_lite::future::block_on(async move {
+            async_io::block_on(async move {
                 let server = builder
                     .build()
                     .await
