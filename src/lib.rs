@@ -6,6 +6,7 @@ pub mod config;
 pub mod files;
 pub mod frame;
 pub mod fuzzing;
+pub mod http;
 pub mod listen;
 pub mod mac;
 pub mod proxy;

@@ -20,7 +20,7 @@ use crate::frame::{self, Link};
 use crate::listen::{self, Interface, RawSocket};
 use crate::mac::Mac;
 use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, Dest, Ignore, Meta, PXE_PORT, Proxy};
-use crate::tftp;
+use crate::{http, tftp};
 
 /// How `serve` was started: the config file and the CLI overrides, kept so
 /// SIGHUP can load the same layers again.
@@ -109,6 +109,19 @@ pub async fn run(opts: Options) -> Result<()> {
     } else {
         None
     };
+    let http_listener = if cfg.http.enabled {
+        let addr = SocketAddr::from((iface.ipv4, cfg.http.port));
+        let l = std::net::TcpListener::bind(addr).with_context(|| {
+            format!(
+                "binding TCP {addr} for HTTP: another web server may hold it (ss -tlpn 'sport = {}'); set [http] port or enabled = false",
+                cfg.http.port
+            )
+        })?;
+        l.set_nonblocking(true)?;
+        Some(l)
+    } else {
+        None
+    };
     let tree = Arc::new(RwLock::new(Tree::new(&cfg)));
     drop_privileges(&cfg)?;
     info!(
@@ -142,6 +155,18 @@ pub async fn run(opts: Options) -> Result<()> {
                 Ok(Ok(Err(e))) => bail!(e),
                 _ => bail!("the TFTP server thread failed"),
             }
+        });
+    }
+    if let Some(l) = http_listener {
+        info!(
+            "HTTP listening on {}:{} (same tree as TFTP, read-only)",
+            iface.ipv4, cfg.http.port
+        );
+        let listener = tokio::net::TcpListener::from_std(l)?;
+        let (tree, clients) = (tree.clone(), clients.clone());
+        tasks.spawn(async move {
+            http::run(listener, tree, clients).await?;
+            bail!("the HTTP server stopped")
         });
     }
     let server = Arc::new(Server {

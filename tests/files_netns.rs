@@ -1,4 +1,4 @@
-//! The TFTP door with real clients (tftp-hpa, curl, atftp) on a namespace
+//! The TFTP and HTTP doors with real clients (tftp-hpa, curl, atftp) on a namespace
 //! LAN: sizes at block boundaries, block-number rollover, 100 MiB by sha256,
 //! every `--secure` rule attacked, option negotiation, client aborts, and a
 //! lossy link made by a userspace relay.
@@ -554,4 +554,153 @@ fn zero_config_serves_debian_loaders_and_a_helpful_menu() {
         "NAK File not found: pxelinux.cfg/01-52-54-00-12-34-56",
         Duration::from_secs(2),
     );
+}
+
+fn http(lan: &Lan, args: &[&str]) -> (String, Vec<u8>) {
+    let mut full = vec![
+        "curl",
+        "-s",
+        "-S",
+        "--max-time",
+        "30",
+        "-D",
+        "-",
+        "-o",
+        "/dev/stdout",
+    ];
+    full.extend_from_slice(args);
+    let o = lan.exec("client", &full);
+    let out = o.stdout;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(out.len(), |p| p + 4);
+    (
+        String::from_utf8_lossy(&out[..split]).to_string(),
+        out[split..].to_vec(),
+    )
+}
+
+#[test]
+fn http_serves_the_same_tree_read_only() {
+    if !root_or_skip("http_serves_the_same_tree_read_only") {
+        return;
+    }
+    require("curl");
+    let s = setup("[http]\nenabled = true\nport = 8080\n");
+    wait_for_log(
+        &s.log,
+        "HTTP listening on 10.77.0.2:8080",
+        Duration::from_secs(5),
+    );
+    let base = format!("http://{SRV}:8080");
+    let want = std::fs::read(s.root.join("rollover")).unwrap();
+    let (h, body) = http(&s.lan, &[&format!("{base}/rollover")]);
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+    assert!(
+        h.to_ascii_lowercase()
+            .contains(&format!("content-length: {}", want.len())),
+        "{h}"
+    );
+    assert!(body == want, "body differs");
+    // Range request.
+    let (h, body) = http(&s.lan, &["-r", "10-19", &format!("{base}/b513")]);
+    assert!(h.starts_with("HTTP/1.1 206"), "{h}");
+    assert_eq!(
+        body,
+        std::fs::read(s.root.join("b513")).unwrap()[10..20].to_vec()
+    );
+    // HEAD: length, no body.
+    let o = s
+        .lan
+        .exec("client", &["curl", "-s", "-I", &format!("{base}/b512")]);
+    let h = String::from_utf8_lossy(&o.stdout).to_ascii_lowercase();
+    assert!(
+        h.contains("content-length: 512") && h.len() < 400,
+        "HEAD must send headers only: {h}"
+    );
+    // Generated config over HTTP too.
+    let (h, body) = http(&s.lan, &[&format!("{base}/pxelinux.cfg/default")]);
+    assert!(
+        h.starts_with("HTTP/1.1 200") && String::from_utf8_lossy(&body).contains("pxe-sidecar"),
+        "{h}"
+    );
+    // No listings, no escape, no writes.
+    for (path, code) in [
+        ("/", "404"),
+        ("/sub/", "404"),
+        ("/../etc/passwd", "403"),
+        ("/%2e%2e/etc/passwd", "403"),
+        ("/shadow", "403"),
+        ("/nope", "404"),
+    ] {
+        let (h, _) = http(&s.lan, &["--path-as-is", &format!("{base}{path}")]);
+        assert!(h.starts_with(&format!("HTTP/1.1 {code}")), "{path}: {h}");
+    }
+    let (h, _) = http(
+        &s.lan,
+        &["-X", "PUT", "--data", "x", &format!("{base}/upload")],
+    );
+    assert!(h.starts_with("HTTP/1.1 405"), "{h}");
+    assert!(!s.root.join("upload").exists());
+    let text = std::fs::read_to_string(&s.log).unwrap();
+    for needle in [
+        "HTTP GET /rollover from 10.77.0.9: 200 (33554433 bytes)",
+        "HTTP GET /b513 from 10.77.0.9: 206 (10 bytes, bytes=10-19)",
+        "HTTP GET /nope from 10.77.0.9: 404 File not found",
+        "403 Access violation: symlink leads outside the root",
+    ] {
+        assert!(text.contains(needle), "log lacks {needle:?}:\n{text}");
+    }
+}
+
+#[test]
+fn duplicate_acks_do_not_cause_resend_storms() {
+    if !root_or_skip("duplicate_acks_do_not_cause_resend_storms") {
+        return;
+    }
+    let s = setup("");
+    s.lan.in_host("client", || {
+        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        sock.send_to(&rrq("b513", &[]), (SRV, 69)).unwrap();
+        let mut buf = [0u8; 2048];
+        let (_, tid) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..4], &[0, 3, 0, 1]);
+        // The Sorcerer's Apprentice: ACK 1 three times. DATA 2 must come once.
+        for _ in 0..3 {
+            sock.send_to(&[0, 4, 0, 1], tid).unwrap();
+        }
+        let mut data2 = 0;
+        while let Ok((n, _)) = sock.recv_from(&mut buf) {
+            if buf[..4] == [0, 3, 0, 2] {
+                data2 += 1;
+                assert_eq!(n, 4 + 1);
+            }
+        }
+        assert_eq!(
+            data2, 1,
+            "DATA 2 was sent {data2} times for 3 identical ACKs"
+        );
+        sock.send_to(&[0, 4, 0, 2], tid).unwrap();
+    });
+}
+
+#[test]
+fn tftp_can_be_turned_off_for_another_server() {
+    if !root_or_skip("tftp_can_be_turned_off_for_another_server") {
+        return;
+    }
+    let mut lan = Lan::new(&[SERVER, CLIENT]);
+    let (log, _) = start_server(&mut lan, "server", "[tftp]\nenabled = false\n", &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("TFTP listening")
+    );
+    // Port 69 is free for the other server.
+    let free = lan.in_host("server", || UdpSocket::bind((SRV, 69)).is_ok());
+    assert!(free, "port 69 should be free with [tftp] enabled = false");
 }
