@@ -99,6 +99,9 @@ pub struct Request {
     pub uuid: Option<Vec<u8>>,
     pub max_size: Option<u16>,
     pub server_id: Option<Ipv4Addr>,
+    /// Option 50: in a REQUEST for the router's lease, the address the
+    /// client is about to use (our TFTP/HTTP logs name the MAC with it).
+    pub requested_ip: Option<Ipv4Addr>,
     pub boot_item: Option<BootItem>,
 }
 
@@ -231,6 +234,7 @@ pub fn classify(payload: &[u8], meta: Meta) -> Result<Request, Ignore> {
             .and_then(|b| <[u8; 2]>::try_from(b).ok())
             .map(u16::from_be_bytes),
         server_id: ip(opt::SERVER_ID),
+        requested_ip: ip(opt::REQUESTED_IP),
         boot_item: m.option(opt::VENDOR).and_then(pxe::boot_item),
     })
 }

@@ -315,10 +315,13 @@ impl Server {
         };
         self.clients.learn(*meta.src.ip(), req.mac);
         self.clients.learn(req.ciaddr, req.mac);
+        if let Some(ip) = req.requested_ip {
+            self.clients.learn(ip, req.mac);
+        }
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
         let log = self.log_ok();
         let ip = if meta.src.ip().is_unspecified() {
-            String::new()
+            "-".to_string()
         } else {
             meta.src.ip().to_string()
         };

@@ -116,7 +116,14 @@ impl Handler for BootHandler {
                 Ok((Reader::Memory(bytes, 0), Some(len)))
             }
             Err(Refusal::NotFound) => {
-                info!(ip = %client.ip(), mac = %mac, "NAK File not found: {name} (RRQ from {}; the client shows PXE-T01)", client.ip());
+                // pxelinux walks a search path (UUID, 01-MAC, hex IP prefixes,
+                // default): misses there are expected, anywhere else they stop the boot.
+                let hint = if name.starts_with("pxelinux.cfg/") && !name.ends_with("/default") {
+                    "pxelinux tries this name first; normal when absent"
+                } else {
+                    "the client shows PXE-T01: File not found"
+                };
+                info!(ip = %client.ip(), mac = %mac, "NAK File not found: {name} (RRQ from {}; {hint})", client.ip());
                 Err(packet::Error::FileNotFound)
             }
             Err(Refusal::Denied(why)) => {

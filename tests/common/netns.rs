@@ -130,6 +130,50 @@ impl Lan {
         lan
     }
 
+    /// A tap port on the bridge, for a qemu guest; returns the switch
+    /// namespace the guest must run in to open it.
+    pub fn add_tap(&self, tap: &str) -> String {
+        run(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "tuntap",
+            "add",
+            tap,
+            "mode",
+            "tap",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            tap,
+            "master",
+            "br0",
+            "up",
+        ]);
+        self.switch.clone()
+    }
+
+    /// Starts a long-running command in the switch namespace (qemu on a tap).
+    pub fn spawn_on_switch(&mut self, label: &str, cmd: &[&str]) -> PathBuf {
+        let log = self.path(&format!("{label}.log"));
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.switch])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        self.children.push((label.to_string(), child));
+        log
+    }
+
     pub fn host(&self, name: &str) -> &Host {
         self.hosts
             .iter()
