@@ -41,9 +41,22 @@ fn console(path: &Path) -> String {
     out
 }
 
-/// Boots a BIOS guest until its console shows `marker` (or `within` passes);
-/// returns the console text and pxe-sidecar's log.
+#[derive(Clone, Copy, PartialEq)]
+enum Firmware {
+    /// SeaBIOS + the iPXE option ROM of Debian's ipxe-qemu (e1000).
+    Bios,
+    /// OVMF (EDK2) with its own PXE stack on virtio-net (no option ROM).
+    Uefi,
+}
+
 fn boot_bios(config: &str, marker: &str, within: Duration) -> (String, String) {
+    boot(Firmware::Bios, config, marker, within)
+}
+
+/// Boots a guest until its console shows `marker` (or `within` passes);
+/// returns the console text and pxe-sidecar's log. With
+/// E2E_SAVE_PCAPS=DIR the DHCP part of the boot is kept as a capture.
+fn boot(fw: Firmware, config: &str, marker: &str, within: Duration) -> (String, String) {
     for t in ["qemu-system-x86_64", "dnsmasq"] {
         require(t);
     }
@@ -69,32 +82,58 @@ fn boot_bios(config: &str, marker: &str, within: Duration) -> (String, String) {
     wait_for_log(&dlog, "DHCP, IP range", Duration::from_secs(10));
     let (log, _) = start_server(&mut lan, "pxe", config, &[]);
     lan.add_tap("tap0");
+    let pcap = lan.path("boot.pcap");
+    let save = std::env::var_os("E2E_SAVE_PCAPS");
+    if save.is_some() {
+        let p = pcap.display().to_string();
+        let filter = "udp port 67 or udp port 68 or udp port 4011";
+        let t = lan.spawn_on_switch(
+            "tcpdump",
+            &[
+                "tcpdump",
+                "-i",
+                "br0",
+                "-U",
+                "--immediate-mode",
+                "-w",
+                &p,
+                filter,
+            ],
+        );
+        wait_for_log(&t, "listening on", Duration::from_secs(5));
+    }
     let serial = lan.path("serial.log");
-    lan.spawn_on_switch(
-        "qemu",
-        &[
-            "qemu-system-x86_64",
-            "-accel",
-            "tcg",
-            "-m",
-            "256",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-no-reboot",
-            "-boot",
-            "n",
-            "-serial",
-            &format!("file:{}", serial.display()),
-            "-device",
-            "sga",
-            "-netdev",
-            "tap,id=n0,ifname=tap0,script=no,downscript=no",
-            "-device",
-            &format!("e1000,netdev=n0,mac={GUEST_MAC}"),
-        ],
-    );
+    let serial_arg = format!("file:{}", serial.display());
+    let mut args = vec![
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        "256",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-boot",
+        "n",
+        "-serial",
+        &serial_arg,
+        "-netdev",
+        "tap,id=n0,ifname=tap0,script=no,downscript=no",
+    ];
+    let nic;
+    match fw {
+        Firmware::Bios => {
+            nic = format!("e1000,netdev=n0,mac={GUEST_MAC}");
+            args.extend_from_slice(&["-device", "sga", "-device", &nic]);
+        }
+        Firmware::Uefi => {
+            nic = format!("virtio-net-pci,netdev=n0,mac={GUEST_MAC},romfile=");
+            args.extend_from_slice(&["-bios", "/usr/share/ovmf/OVMF.fd", "-device", &nic]);
+        }
+    }
+    lan.spawn_on_switch("qemu", &args);
     let start = Instant::now();
     while start.elapsed() < within && !console(&serial).contains(marker) {
         std::thread::sleep(Duration::from_millis(250));
@@ -102,7 +141,45 @@ fn boot_bios(config: &str, marker: &str, within: Duration) -> (String, String) {
     // Give the server a moment to log the last transfer.
     std::thread::sleep(Duration::from_millis(300));
     lan.stop("qemu");
+    if let Some(dir) = save {
+        lan.stop("tcpdump");
+        let name = if fw == Firmware::Bios {
+            "qemu-seabios-ipxe-bios.pcap"
+        } else {
+            "qemu-ovmf-uefi-x64.pcap"
+        };
+        std::fs::copy(&pcap, Path::new(&dir).join(name)).unwrap();
+    }
     (console(&serial), std::fs::read_to_string(&log).unwrap())
+}
+
+#[test]
+fn uefi_firmware_boots_through_the_4011_step() {
+    if !root_or_skip("uefi_firmware_boots_through_the_4011_step") {
+        return;
+    }
+    assert!(
+        Path::new("/usr/share/ovmf/OVMF.fd").exists(),
+        "ovmf is not installed: run scripts/deps"
+    );
+    let marker = "pxe-sidecar: this machine loaded pxelinux";
+    let (con, log) = boot(Firmware::Uefi, "", marker, Duration::from_secs(240));
+    assert!(
+        con.contains(marker),
+        "the guest never showed our menu; console:\n{con}\nlog:\n{log}"
+    );
+    let needles: [String; 5] = [
+        format!(
+            "DHCPDISCOVER from {GUEST_MAC} to port 67 (PXEClient:Arch:00007:UNDI:003000, arch 7 EFI BC) via eth0"
+        ),
+        format!("DHCPREQUEST from {GUEST_MAC} to port 4011"),
+        format!("DHCPACK to {GUEST_MAC} at 10.77."),
+        "sent syslinux.efi to 10.77.".into(),
+        "sent ldlinux.e64 to 10.77.".into(),
+    ];
+    for needle in &needles {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
 }
 
 #[test]
