@@ -16,7 +16,7 @@ fn requests() -> Vec<(String, Vec<u8>, Meta)> {
     for (file, frame_no, name) in [
         ("rspxe-intel-bios-dhcp.pcapng", 1, "bios DISCOVER"),
         ("rspxe-intel-efi-dhcp.pcapng", 6, "efi 4011 REQUEST"),
-        ("suricata-windows10-dhcp.pcap", 1, "non-PXE"),
+        ("zeek-dhcp-discover-client-id.pcap", 1, "non-PXE DISCOVER"),
     ] {
         let Ok(bytes) = std::fs::read(dir.join(file)) else {
             eprintln!("note: {file} not found; benchmarking the others");
