@@ -1,6 +1,7 @@
 //! pxe-sidecar: a proxyDHCP + TFTP + NFS netboot server that explains itself.
 
 pub mod bootp;
+pub mod check;
 pub mod clients;
 pub mod config;
 pub mod files;

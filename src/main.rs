@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use pxe_sidecar::config::{self, Config, LogFormat};
-use pxe_sidecar::{replay, serve};
+use pxe_sidecar::{check, replay, serve};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +37,15 @@ enum Cmd {
         /// human or json.
         #[arg(long)]
         log_format: Option<String>,
+    },
+    /// Preflight: walk the boot steps and say what will fail and how to fix it.
+    Check {
+        /// Interface to check (default: the config's, else the default route's).
+        #[arg(long)]
+        interface: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Feed a capture (pcap or pcapng) through the proxy core and print each decision.
     Replay {
@@ -95,6 +104,23 @@ fn run(cli: Cli) -> Result<()> {
             init_logs(cfg.log_format);
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(serve::run(opts))
+        }
+        Cmd::Check { interface, json } => {
+            let overrides: Vec<(&str, String)> =
+                interface.iter().map(|i| ("interface", i.clone())).collect();
+            let steps = check::run(cli.config.as_deref(), &overrides);
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&steps).context("encoding the report")?
+                );
+            } else {
+                print!("{}", check::report(&steps));
+            }
+            if steps.iter().any(|s| !s.ok) {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Cmd::Replay {
             input,

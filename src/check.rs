@@ -1,0 +1,435 @@
+//! `pxe-sidecar check`: a preflight that walks the boot steps in order and
+//! says, for each, whether it will work and what to do when it will not —
+//! the Debian wiki's debugging checklist, run before any client boots.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::{self, Config};
+use crate::files::{Refusal, Source, Tree};
+use crate::serve;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub step: String,
+    pub ok: bool,
+    pub detail: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub fix: String,
+}
+
+fn pass(step: &str, detail: impl Into<String>) -> Step {
+    Step {
+        step: step.into(),
+        ok: true,
+        detail: detail.into(),
+        fix: String::new(),
+    }
+}
+
+fn fail(step: &str, detail: impl Into<String>, fix: impl Into<String>) -> Step {
+    Step {
+        step: step.into(),
+        ok: false,
+        detail: detail.into(),
+        fix: fix.into(),
+    }
+}
+
+/// Runs every step. A config that does not load ends the walk there.
+pub fn run(file: Option<&Path>, overrides: &[(&str, String)]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let cfg = match config::load(file, overrides) {
+        Ok(c) => {
+            let from = file.map_or_else(
+                || {
+                    if Path::new(config::DEFAULT_CONFIG).exists() {
+                        config::DEFAULT_CONFIG.to_string()
+                    } else {
+                        "built-in defaults (no config file)".to_string()
+                    }
+                },
+                |p| p.display().to_string(),
+            );
+            steps.push(pass("config", format!("valid: {from}")));
+            c
+        }
+        Err(e) => {
+            steps.push(fail(
+                "config",
+                e.to_string(),
+                "fix the key named above; conf/example.toml documents every key",
+            ));
+            return steps;
+        }
+    };
+    match serve::resolve_interface(&cfg) {
+        Ok(i) => steps.push(pass(
+            "interface",
+            format!("{} is up: {} {}", i.name, i.ipv4, i.mac),
+        )),
+        Err(e) => steps.push(fail(
+            "interface",
+            e.to_string(),
+            "set `interface` (and `server_ip`) in the config or pass --interface",
+        )),
+    }
+    steps.push(privileges(&cfg));
+    steps.extend(ports(&cfg));
+    let tree = Tree::new(&cfg);
+    steps.extend(boot_files(&cfg, &tree));
+    steps.extend(pxelinux_config(&tree));
+    steps.extend(firewall());
+    steps
+}
+
+/// Effective capabilities of this process (CapEff in /proc/self/status).
+fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+fn privileges(cfg: &Config) -> Step {
+    const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
+    const CAP_NET_RAW: u64 = 1 << 13;
+    let caps = effective_caps();
+    let low_port =
+        (cfg.tftp.enabled && cfg.tftp.port < 1024) || (cfg.http.enabled && cfg.http.port < 1024);
+    let mut missing = Vec::new();
+    if caps & CAP_NET_RAW == 0 {
+        missing.push("CAP_NET_RAW (raw socket for port 67)");
+    }
+    if low_port && caps & CAP_NET_BIND_SERVICE == 0 {
+        missing.push("CAP_NET_BIND_SERVICE (TFTP/HTTP ports below 1024)");
+    }
+    if missing.is_empty() {
+        pass("privileges", "CAP_NET_RAW and CAP_NET_BIND_SERVICE present")
+    } else {
+        fail(
+            "privileges",
+            format!("missing {}", missing.join(", ")),
+            "run as root, `setcap cap_net_raw,cap_net_bind_service=ep $(which pxe-sidecar)`, or the systemd unit in conf/",
+        )
+    }
+}
+
+/// Local port → process names holding it, from /proc/net/{udp,tcp} and the
+/// socket inodes in /proc/*/fd.
+fn port_holders(proto: &str) -> HashMap<u16, Vec<String>> {
+    let mut inode_port = HashMap::new();
+    for file in [format!("/proc/net/{proto}"), format!("/proc/net/{proto}6")] {
+        for line in std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // TCP: only listeners (state 0A).
+            if f.len() < 10 || (proto == "tcp" && f[3] != "0A") {
+                continue;
+            }
+            let port = f[1]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if let (Some(port), Ok(inode)) = (port, f[9].parse::<u64>()) {
+                inode_port.insert(inode, port);
+            }
+        }
+    }
+    let mut out: HashMap<u16, Vec<String>> = HashMap::new();
+    for pid in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid_s) = pid.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !pid_s.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(pid.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            let Some(inode) = t
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if let Some(port) = inode_port.get(&inode) {
+                let comm = std::fs::read_to_string(pid.path().join("comm")).unwrap_or_default();
+                let who = format!("{} (pid {pid_s})", comm.trim());
+                let v = out.entry(*port).or_default();
+                if !v.contains(&who) {
+                    v.push(who);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn ports(cfg: &Config) -> Vec<Step> {
+    let udp = port_holders("udp");
+    let tcp = port_holders("tcp");
+    let mut steps = Vec::new();
+    let held = |map: &HashMap<u16, Vec<String>>, p: u16| map.get(&p).map(|v| v.join(", "));
+    steps.push(match held(&udp, 67) {
+        Some(who) => pass(
+            "port 67",
+            format!("held by {who}: fine, the raw listener receives DHCP beside another server"),
+        ),
+        None => pass(
+            "port 67",
+            "free (pxe-sidecar listens with a raw socket either way)",
+        ),
+    });
+    steps.push(match held(&udp, 4011) {
+        Some(who) => fail(
+            "port 4011",
+            format!("held by {who}"),
+            "stop the other PXE boot server (dnsmasq with pxe-service, another pxe-sidecar)",
+        ),
+        None => pass("port 4011", "free"),
+    });
+    if cfg.tftp.enabled {
+        let p = cfg.tftp.port;
+        steps.push(match held(&udp, p) {
+            Some(who) => fail(
+                &format!("port {p} (TFTP)"),
+                format!("held by {who}"),
+                "stop it, or set [tftp] enabled = false to let it serve the boot files",
+            ),
+            None => pass(&format!("port {p} (TFTP)"), "free"),
+        });
+    }
+    if cfg.http.enabled {
+        let p = cfg.http.port;
+        steps.push(match held(&tcp, p) {
+            Some(who) => fail(
+                &format!("port {p} (HTTP)"),
+                format!("held by {who}"),
+                "pick another [http] port",
+            ),
+            None => pass(&format!("port {p} (HTTP)"), "free"),
+        });
+    }
+    for (p, what) in [(111, "portmapper"), (2049, "NFS")] {
+        if let Some(who) = held(&udp, p).or_else(|| held(&tcp, p)) {
+            steps.push(pass(
+                &format!("port {p} ({what})"),
+                format!("held by {who} (pxe-sidecar does not serve {what} yet)"),
+            ));
+        }
+    }
+    steps
+}
+
+/// The loader each syslinux binary fetches next from its own directory.
+fn companion(file: &str) -> Option<String> {
+    let (dir, base) = file.rsplit_once('/').map_or(("", file), |(d, b)| (d, b));
+    let next = match base {
+        "pxelinux.0" | "lpxelinux.0" => "ldlinux.c32",
+        "syslinux.efi" => "ldlinux.e64",
+        "syslinux32.efi" => "ldlinux.e32",
+        _ => return None,
+    };
+    Some(if dir.is_empty() {
+        next.to_string()
+    } else {
+        format!("{dir}/{next}")
+    })
+}
+
+fn describe(src: &Source) -> String {
+    match src {
+        Source::Disk(p) => p.display().to_string(),
+        Source::Generated(_) => "generated from the config".into(),
+    }
+}
+
+fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
+    let b = &cfg.proxy.boot;
+    let mut steps = Vec::new();
+    let root = tree.configured_root().display().to_string();
+    if !cfg.tftp.enabled {
+        steps.push(pass(
+            "boot files",
+            "[tftp] enabled = false: another server must serve them",
+        ));
+        return steps;
+    }
+    let entries = [
+        ("bios", &b.bios),
+        ("efi32", &b.efi32),
+        ("efi64", &b.efi64),
+        ("arm64", &b.arm64),
+        ("ipxe", &b.ipxe),
+    ];
+    for (key, file) in entries {
+        let Some(file) = file else { continue };
+        let mut names = vec![file.clone()];
+        names.extend(companion(file));
+        for name in names {
+            let step = format!("[boot] {key}: {name}");
+            steps.push(match tree.resolve(&name) {
+                Ok((_, src)) => pass(&step, describe(&src)),
+                Err(Refusal::NotFound) => fail(
+                    &step,
+                    format!("not in {root} and not supplied by an installed package"),
+                    format!("copy it to {root}/{name}, install the package that ships it (pxelinux, syslinux-efi, ipxe), or change [boot] {key}"),
+                ),
+                Err(Refusal::Denied(why)) => fail(&step, format!("refused: {why}"), "fix the file or its symlink inside the TFTP root"),
+            });
+        }
+        if key == "arm64" || key == "efi64" {
+            let base = file.rsplit('/').next().unwrap_or(file);
+            if base.starts_with("grubnet") {
+                steps.push(fail(
+                    &format!("[boot] {key}: {file}"),
+                    "Debian's GRUB netboot image ignores proxyDHCP offers and asks the router's address for its files",
+                    "offer syslinux.efi or iPXE for UEFI behind a proxy",
+                ));
+            }
+        }
+    }
+    steps
+}
+
+/// Reads pxelinux.cfg/default (on disk or generated) and checks the files it names.
+fn pxelinux_config(tree: &Tree) -> Vec<Step> {
+    let name = "pxelinux.cfg/default";
+    let text = match tree.resolve(name) {
+        Ok((_, Source::Disk(p))) => std::fs::read_to_string(&p).unwrap_or_default(),
+        Ok((_, Source::Generated(g))) => String::from_utf8_lossy(&g).to_string(),
+        Err(_) => {
+            return vec![fail(
+                name,
+                "missing",
+                "create it, or set [pxelinux] kernel to have it generated",
+            )];
+        }
+    };
+    let mut referenced = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next().map(str::to_ascii_uppercase).as_deref() {
+            Some("KERNEL" | "LINUX" | "INITRD") => {
+                referenced.extend(words.next().map(str::to_string))
+            }
+            Some("APPEND") => referenced.extend(
+                words
+                    .filter_map(|w| w.strip_prefix("initrd="))
+                    .flat_map(|v| v.split(','))
+                    .map(str::to_string),
+            ),
+            _ => {}
+        }
+    }
+    if referenced.is_empty() {
+        return vec![fail(
+            name,
+            "nothing to boot: the menu only tells the user to configure pxe-sidecar",
+            "set [pxelinux] kernel, initrd and append (or put your own pxelinux.cfg/default in the TFTP root)",
+        )];
+    }
+    referenced
+        .into_iter()
+        .filter(|f| !f.ends_with(".c32"))
+        .map(|f| {
+            let step = format!("{name} names {f}");
+            match tree.resolve(&f) {
+                Ok((_, src)) => pass(&step, describe(&src)),
+                Err(_) => fail(
+                    &step,
+                    "not found under the TFTP root",
+                    format!("fix the path in {name} (a typo?) or copy the file there"),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Read-only look at nftables/iptables for rules that would drop boot traffic.
+fn firewall() -> Vec<Step> {
+    let mut rules = String::new();
+    for (cmd, args) in [
+        ("nft", &["list", "ruleset"][..]),
+        ("iptables-save", &[][..]),
+    ] {
+        if let Ok(o) = std::process::Command::new(cmd).args(args).output() {
+            rules.push_str(&String::from_utf8_lossy(&o.stdout));
+        }
+    }
+    let ports = ["67", "68", "69", "4011", "2049"];
+    let bad: Vec<&str> = rules
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            (l.contains("drop") || l.contains("reject"))
+                && ports.iter().any(|p| {
+                    l.contains(&format!("dport {p}"))
+                        || l.contains(&format!("--dport {p} "))
+                        || l.ends_with(&format!("--dport {p}"))
+                })
+        })
+        .collect();
+    if bad.is_empty() {
+        vec![pass("firewall", "no rule drops UDP 67/68/69/4011 or 2049")]
+    } else {
+        vec![fail(
+            "firewall",
+            format!("rules drop boot traffic: {}", bad.join(" | ")),
+            "accept UDP 67, 68, 69, 4011 (and 2049 for NFS) on the serving interface",
+        )]
+    }
+}
+
+/// Human report: one line per step, ✓ or ✗, and the fix under each failure.
+pub fn report(steps: &[Step]) -> String {
+    let mut s = String::new();
+    for st in steps {
+        s.push_str(&format!(
+            "{} {}: {}\n",
+            if st.ok { "✓" } else { "✗" },
+            st.step,
+            st.detail
+        ));
+        if !st.ok {
+            s.push_str(&format!("    fix: {}\n", st.fix));
+        }
+    }
+    let failed = steps.iter().filter(|s| !s.ok).count();
+    s.push_str(&if failed == 0 {
+        "all steps pass\n".to_string()
+    } else {
+        format!("{failed} step(s) fail\n")
+    });
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn companions_follow_the_loader() {
+        assert_eq!(companion("pxelinux.0").as_deref(), Some("ldlinux.c32"));
+        assert_eq!(
+            companion("bios/pxelinux.0").as_deref(),
+            Some("bios/ldlinux.c32")
+        );
+        assert_eq!(companion("syslinux.efi").as_deref(), Some("ldlinux.e64"));
+        assert_eq!(companion("ipxe.efi"), None);
+    }
+}

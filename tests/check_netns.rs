@@ -1,0 +1,131 @@
+//! `pxe-sidecar check` against deliberately broken setups, each on its own
+//! namespace host: the right step fails, with its fix, and the exit status says so.
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::netns::{Lan, root_or_skip, wait_for_log};
+
+const HOST: (&str, &str, Option<&str>) = ("server", "02:00:00:00:00:02", Some("10.77.0.2/24"));
+
+fn check(lan: &Lan, config: &str, extra: &[&str]) -> (Output, String) {
+    let cfg = lan.path("check.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let cfg_s = cfg.display().to_string();
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_pxe-sidecar"),
+        "--config",
+        &cfg_s,
+        "check",
+    ];
+    if !extra.contains(&"--interface") {
+        args.extend_from_slice(&["--interface", "eth0"]);
+    }
+    args.extend_from_slice(extra);
+    let o = lan.exec("server", &args);
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    (o, text)
+}
+
+/// A TFTP root with a kernel and an initrd, and [pxelinux] pointing at them.
+fn good_root(lan: &Lan) -> String {
+    let root = lan.path("root");
+    std::fs::create_dir_all(root.join("debian")).unwrap();
+    std::fs::write(root.join("debian/vmlinuz"), b"kernel").unwrap();
+    std::fs::write(root.join("debian/initrd.img"), b"initrd").unwrap();
+    format!(
+        "[tftp]\nroot = \"{}\"\n[pxelinux]\nkernel = \"debian/vmlinuz\"\ninitrd = \"debian/initrd.img\"\nappend = \"ro\"\n",
+        root.display()
+    )
+}
+
+#[test]
+fn a_good_setup_passes_every_step() {
+    if !root_or_skip("a_good_setup_passes_every_step") {
+        return;
+    }
+    let lan = Lan::new(&[HOST]);
+    let (o, text) = check(&lan, &good_root(&lan), &[]);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("✓ interface: eth0 is up: 10.77.0.2 02:00:00:00:00:02"),
+        "{text}"
+    );
+    assert!(
+        text.contains("✓ pxelinux.cfg/default names debian/vmlinuz"),
+        "{text}"
+    );
+    assert!(text.contains("all steps pass"), "{text}");
+    let (o, json) = check(&lan, &good_root(&lan), &["--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(&o.stdout))
+        .unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert!(
+        v.as_array().unwrap().iter().all(|s| s["ok"] == true),
+        "{json}"
+    );
+}
+
+#[test]
+fn each_broken_setup_names_its_step() {
+    if !root_or_skip("each_broken_setup_names_its_step") {
+        return;
+    }
+    let mut lan = Lan::new(&[HOST]);
+    let good = good_root(&lan);
+    // Missing boot file.
+    let (o, text) = check(&lan, &format!("{good}[boot]\nbios = \"nope.0\"\n"), &[]);
+    assert!(!o.status.success());
+    assert!(text.contains("✗ [boot] bios: nope.0: not in"), "{text}");
+    assert!(text.contains("fix: copy it to"), "{text}");
+    // Wrong interface.
+    let (o, text) = check(&lan, &good, &["--interface", "nope0"]);
+    assert!(!o.status.success());
+    assert!(
+        text.contains("✗ interface: interface nope0 does not exist"),
+        "{text}"
+    );
+    // Kernel path typo in an on-disk pxelinux.cfg/default.
+    let root = lan.path("root");
+    std::fs::create_dir_all(root.join("pxelinux.cfg")).unwrap();
+    std::fs::write(
+        root.join("pxelinux.cfg/default"),
+        "DEFAULT x\nLABEL x\n  KERNEL debian/vmlinuzz\n  APPEND initrd=debian/initrd.img ro\n",
+    )
+    .unwrap();
+    let (o, text) = check(&lan, &good, &[]);
+    assert!(!o.status.success());
+    assert!(
+        text.contains("✗ pxelinux.cfg/default names debian/vmlinuzz: not found"),
+        "{text}"
+    );
+    assert!(
+        text.contains("✓ pxelinux.cfg/default names debian/initrd.img"),
+        "{text}"
+    );
+    std::fs::remove_file(root.join("pxelinux.cfg/default")).unwrap();
+    // A port held by another process: named with its PID.
+    let hold = lan.spawn(
+        "server",
+        "holder",
+        &["python3", "-c", "import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 4011)); print('bound', flush=True); time.sleep(60)"],
+    );
+    wait_for_log(&hold, "bound", Duration::from_secs(10));
+    let pid = lan.pid("holder");
+    let (o, text) = check(&lan, &good, &[]);
+    assert!(!o.status.success());
+    assert!(
+        text.contains(&format!("✗ port 4011: held by python3 (pid {pid})")),
+        "{text}"
+    );
+    lan.stop("holder");
+    // A config error stops the walk at the first step, naming the key.
+    let (o, text) = check(&lan, "[tftp]\nrooot = \"/x\"\n", &[]);
+    assert!(!o.status.success());
+    assert!(
+        text.contains("✗ config:") && text.contains("rooot"),
+        "{text}"
+    );
+}
