@@ -150,5 +150,24 @@ mod tests {
         assert!(udp(Link::Raw, &f[14..]).is_some());
         assert!(udp(Link::Null, &[]).is_none());
         assert!(udp(Link::LinuxSll2, &[0; 5]).is_none());
+        // Linux cooked v1: 16-byte header, protocol at 14, address at 6.
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&f[14..]);
+        let u = udp(Link::LinuxSll, &sll).unwrap();
+        assert_eq!((u.src, u.payload), (src, &b"hello"[..]));
+        assert_eq!(u.src_mac, Some(Mac([2, 0, 0, 0, 0, 1])));
+        // Linux cooked v2: 20-byte header, protocol first, address length at 11.
+        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+        sll2.extend_from_slice(&f[14..]);
+        let u = udp(Link::LinuxSll2, &sll2).unwrap();
+        assert_eq!((u.src, u.dst, u.payload), (src, dst, &b"hello"[..]));
+        assert_eq!(u.src_mac, Some(Mac([2, 0, 0, 0, 0, 1])));
+        // BSD loopback: 4-byte family (AF_INET = 2) in host order.
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(&f[14..]);
+        assert_eq!(udp(Link::Null, &null).unwrap().payload, b"hello");
+        assert_eq!(Link::from_linktype(0x0400_0001), Some(Link::Ethernet));
+        assert_eq!(Link::from_linktype(276), Some(Link::LinuxSll2));
+        assert_eq!(Link::from_linktype(127), None);
     }
 }
