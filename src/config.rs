@@ -168,6 +168,10 @@ pub struct Tftp {
     pub max_per_client: usize,
     /// Largest RFC 7440 window we grant.
     pub max_windowsize: u16,
+    /// Where WRQ may create new files; empty refuses every WRQ.
+    pub upload_dir: PathBuf,
+    /// Largest upload accepted, in bytes.
+    pub upload_max_bytes: u64,
 }
 
 impl Default for Tftp {
@@ -179,6 +183,8 @@ impl Default for Tftp {
             max_transfers: 128,
             max_per_client: 8,
             max_windowsize: 64,
+            upload_dir: PathBuf::new(),
+            upload_max_bytes: 64 << 20,
         }
     }
 }
@@ -502,6 +508,14 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "tftp.max_windowsize",
             raw.tftp.max_windowsize.to_string(),
             "RFC 7440 windows from 1 to 64 are supported",
+        ));
+    }
+    let up = &raw.tftp.upload_dir;
+    if !up.as_os_str().is_empty() && (!up.is_absolute() || up.starts_with(&raw.tftp.root)) {
+        return Err(invalid(
+            "tftp.upload_dir",
+            up.display().to_string(),
+            "must be an absolute directory outside [tftp] root (uploads are never served back)",
         ));
     }
     let px = &raw.pxelinux;

@@ -157,7 +157,9 @@ mod tests {
         assert_eq!((u.src, u.payload), (src, &b"hello"[..]));
         assert_eq!(u.src_mac, Some(Mac([2, 0, 0, 0, 0, 1])));
         // Linux cooked v2: 20-byte header, protocol first, address length at 11.
-        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+        ];
         sll2.extend_from_slice(&f[14..]);
         let u = udp(Link::LinuxSll2, &sll2).unwrap();
         assert_eq!((u.src, u.dst, u.payload), (src, dst, &b"hello"[..]));

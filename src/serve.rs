@@ -494,7 +494,10 @@ fn follow_address(server: &Server) {
             info!(interface = %name, "address of {name} changed: {current} -> {}", now.ipv4);
             let l = server.live.read().unwrap_or_else(|e| e.into_inner());
             if l.cfg.tftp.enabled || l.cfg.http.enabled {
-                warn!("TFTP/HTTP stay bound to {current} until a restart; proxy offers now name {}", now.ipv4);
+                warn!(
+                    "TFTP/HTTP stay bound to {current} until a restart; proxy offers now name {}",
+                    now.ipv4
+                );
             }
             drop(l);
             server

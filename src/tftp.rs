@@ -3,9 +3,9 @@
 //! read-only, with the log lines the Debian wiki's debugging steps rely on:
 //! `RRQ from …`, then `sent …` or `NAK File not found: …`.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
@@ -15,12 +15,12 @@ use async_tftp::packet;
 use async_tftp::server::{
     Handler, RequestInfo, TftpServerBuilder, TransferOutcome, TransferReport,
 };
-use futures_lite::AsyncRead;
+use futures_lite::{AsyncRead, AsyncWrite};
 use tracing::{info, warn};
 
 use crate::clients::Clients;
 use crate::config::Tftp;
-use crate::files::{Refusal, Source, Tree};
+use crate::files::{self, Refusal, Source, Tree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TftpError {
@@ -64,6 +64,38 @@ impl AsyncRead for Reader {
 struct BootHandler {
     tree: Arc<RwLock<Tree>>,
     clients: Clients,
+    upload_dir: Option<PathBuf>,
+    upload_max: u64,
+}
+
+/// An upload being written, refused past the configured size.
+pub struct Upload {
+    file: std::fs::File,
+    left: u64,
+}
+
+impl AsyncWrite for Upload {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        if buf.len() as u64 > me.left {
+            // async-tftp maps WriteZero to TFTP error 3, "Disk full or allocation exceeded".
+            return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+        }
+        me.left -= buf.len() as u64;
+        Poll::Ready(me.file.write(buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.get_mut().file.flush())
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.get_mut().file.sync_all())
+    }
 }
 
 /// `blksize 1468, tsize` — the options as the client asked (a tsize of 0 is a question).
@@ -87,7 +119,7 @@ fn rate(bytes: u64, elapsed: Duration) -> String {
 
 impl Handler for BootHandler {
     type Reader = Reader;
-    type Writer = futures_lite::io::Sink;
+    type Writer = Upload;
 
     async fn read_req_open(
         &mut self,
@@ -137,10 +169,46 @@ impl Handler for BootHandler {
         &mut self,
         client: &SocketAddr,
         path: &Path,
-        _size: Option<u64>,
+        size: Option<u64>,
     ) -> Result<Self::Writer, packet::Error> {
-        warn!(ip = %client.ip(), "NAK Access violation: WRQ {} from {} refused (the TFTP server is read-only)", path.display(), client.ip());
-        Err(packet::Error::PermissionDenied)
+        let name = path.to_string_lossy();
+        let ip = client.ip();
+        let Some(dir) = &self.upload_dir else {
+            warn!(ip = %ip, "NAK Access violation: WRQ {name} from {ip} refused (read-only; set [tftp] upload_dir to accept uploads)");
+            return Err(packet::Error::PermissionDenied);
+        };
+        // Uploads are flat: a plain name, created new, never overwriting.
+        let flat = files::normalize(&name).ok().filter(|n| !n.contains('/'));
+        let Some(flat) = flat else {
+            warn!(ip = %ip, "NAK Access violation: WRQ {name} from {ip}: uploads take a plain file name");
+            return Err(packet::Error::PermissionDenied);
+        };
+        if size.is_some_and(|s| s > self.upload_max) {
+            warn!(ip = %ip, "NAK Disk full: WRQ {name} from {ip} announces {} bytes, over upload_max_bytes", size.unwrap_or(0));
+            return Err(packet::Error::DiskFull);
+        }
+        let target = dir.join(&flat);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+        {
+            Ok(file) => {
+                info!(ip = %ip, "WRQ from {ip} {name}: writing {}", target.display());
+                Ok(Upload {
+                    file,
+                    left: self.upload_max,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                warn!(ip = %ip, "NAK File already exists: WRQ {name} from {ip} ({})", target.display());
+                Err(packet::Error::FileAlreadyExists)
+            }
+            Err(e) => {
+                warn!(ip = %ip, "NAK Access violation: WRQ {name} from {ip}: {}: {e}", target.display());
+                Err(packet::Error::PermissionDenied)
+            }
+        }
     }
 
     fn request_received(&mut self, client: &SocketAddr, req: &RequestInfo) {
@@ -216,7 +284,13 @@ pub fn spawn(
     tree: Arc<RwLock<Tree>>,
     clients: Clients,
 ) -> Result<std::thread::JoinHandle<Result<(), TftpError>>, TftpError> {
-    let handler = BootHandler { tree, clients };
+    let upload_dir = (!cfg.upload_dir.as_os_str().is_empty()).then(|| cfg.upload_dir.clone());
+    let handler = BootHandler {
+        tree,
+        clients,
+        upload_dir,
+        upload_max: cfg.upload_max_bytes,
+    };
     let builder = TftpServerBuilder::with_handler(handler)
         .std_socket(socket)
         .map_err(|e| TftpError::Start(e.to_string()))?

@@ -704,3 +704,74 @@ fn tftp_can_be_turned_off_for_another_server() {
     let free = lan.in_host("server", || UdpSocket::bind((SRV, 69)).is_ok());
     assert!(free, "port 69 should be free with [tftp] enabled = false");
 }
+
+#[test]
+fn uploads_only_into_a_separate_dir_when_enabled() {
+    if !root_or_skip("uploads_only_into_a_separate_dir_when_enabled") {
+        return;
+    }
+    require("tftp");
+    let mut lan = Lan::new(&[SERVER, CLIENT]);
+    let up = lan.path("uploads");
+    std::fs::create_dir(&up).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&up, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = format!(
+        "[tftp]\nroot = \"{}\"\nupload_dir = \"{}\"\nupload_max_bytes = 100000\n",
+        lan.path("root").display(),
+        up.display()
+    );
+    std::fs::create_dir_all(lan.path("root")).unwrap();
+    let (log, _) = start_server(&mut lan, "server", &config, &[]);
+    let src = lan.path("report.txt");
+    std::fs::write(&src, bytes(5000, 3)).unwrap();
+    let put = |name: &str, file: &Path| {
+        lan.exec(
+            "client",
+            &[
+                "tftp",
+                "-m",
+                "binary",
+                &SRV.to_string(),
+                "-c",
+                "put",
+                &file.display().to_string(),
+                name,
+            ],
+        )
+    };
+    let o = put("report.txt", &src);
+    assert!(
+        o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("Error"),
+        "{o:?}"
+    );
+    assert_eq!(sha(&up.join("report.txt")), sha(&src));
+    // Never overwrite, never leave the directory, never exceed the cap.
+    let o = put("report.txt", &src);
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        out.contains("Error code 6") || out.contains("exists"),
+        "{out}"
+    );
+    let o = put("../escape.txt", &src);
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("Error code 2"), "{out}");
+    assert!(!lan.path("escape.txt").exists());
+    let big = lan.path("big.bin");
+    std::fs::write(&big, bytes(200_000, 4)).unwrap();
+    let o = put("big.bin", &big);
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("Error code 3"), "{out}");
+    // Uploads are not served back: the upload dir is not the root.
+    let (r, _) = raw_request(&lan, rrq("report.txt", &[])).unwrap();
+    assert_eq!(error_code(&r), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("WRQ from 10.77.0.9 report.txt: writing"),
+        "{text}"
+    );
+    assert!(
+        text.contains("NAK File already exists: WRQ report.txt"),
+        "{text}"
+    );
+}

@@ -436,14 +436,33 @@ fn sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad() {
     );
     assert_eq!(offer_file(&lan, 3).as_deref(), Some("second.0"));
     // Started as root, it runs as `nobody` once its sockets are open.
-    assert!(std::fs::read_to_string(&log).unwrap().contains("running as user nobody"));
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("running as user nobody")
+    );
     // The interface's address changes (a laptop's new lease): followed without a restart.
-    assert!(lan.exec("pxe", &["ip", "addr", "flush", "dev", "eth0"]).status.success());
-    assert!(lan.exec("pxe", &["ip", "addr", "add", "10.77.0.3/24", "dev", "eth0"]).status.success());
-    wait_for_log(&log, "address of eth0 changed: 10.77.0.2 -> 10.77.0.3", Duration::from_secs(6));
+    assert!(
+        lan.exec("pxe", &["ip", "addr", "flush", "dev", "eth0"])
+            .status
+            .success()
+    );
+    assert!(
+        lan.exec("pxe", &["ip", "addr", "add", "10.77.0.3/24", "dev", "eth0"])
+            .status
+            .success()
+    );
+    wait_for_log(
+        &log,
+        "address of eth0 changed: 10.77.0.2 -> 10.77.0.3",
+        Duration::from_secs(6),
+    );
     let c = pxe_client(4, 0);
     let got = lan.in_host("client", move || discover(&c, Duration::from_secs(1)));
-    let offer = got.iter().find(|s| s.is_proxy_offer()).expect("an offer after the address change");
+    let offer = got
+        .iter()
+        .find(|s| s.is_proxy_offer())
+        .expect("an offer after the address change");
     assert_eq!(offer.server_id, Some(Ipv4Addr::new(10, 77, 0, 3)));
     assert_eq!(offer.siaddr, Ipv4Addr::new(10, 77, 0, 3));
     // SIGTERM stops it cleanly.
