@@ -7,14 +7,14 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use common::Client;
-use common::netns::{Lan, require, wait_for_log};
+use common::netns::{Lan, require, start_dnsmasq, wait_for_log};
+use common::peak_rss_kib;
 use pxe_sidecar::frame::{self, Link};
 use pxe_sidecar::listen::{self, RawSocket};
-use pxe_sidecar::mac::Mac;
 
 const CLIENTS: usize = 500;
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -46,18 +46,7 @@ fn storm() -> Vec<Option<Duration>> {
                 c
             })
             .collect();
-        let frames: Vec<Vec<u8>> = clients
-            .iter()
-            .map(|c| {
-                frame::build(
-                    Mac(c.mac),
-                    Mac::BROADCAST,
-                    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-                    SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
-                    &c.encode(),
-                )
-            })
-            .collect();
+        let frames: Vec<Vec<u8>> = clients.iter().map(common::discover_frame).collect();
         let sent = std::sync::Arc::new(std::sync::Mutex::new(vec![None::<Instant>; CLIENTS]));
         let sender = {
             let (sock, sent) = (sock.clone(), sent.clone());
@@ -97,15 +86,6 @@ fn storm() -> Vec<Option<Duration>> {
         sender.await.unwrap();
         got
     })
-}
-
-fn peak_rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }
 
 fn summarize(name: &'static str, times: Vec<Option<Duration>>, rss_kib: u64) -> Result {
@@ -158,31 +138,22 @@ fn main() {
     results.push(summarize("pxe-sidecar", times, peak_rss_kib(pid)));
     lan.stop("pxe-sidecar");
 
-    let leases = lan.path("d.leases");
-    let log = lan.spawn(
+    let log = start_dnsmasq(
+        &mut lan,
         "server",
-        "dnsmasq",
         &[
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--port=0",
-            "--user=root",
-            "--interface=eth0",
             "--bind-interfaces",
             "--dhcp-range=10.77.0.0,proxy",
             "--pxe-service=x86PC,Boot,pxelinux",
             "--pxe-service=X86-64_EFI,Boot,syslinux.efi",
             "--pxe-service=BC_EFI,Boot,syslinux.efi",
-            &format!("--dhcp-leasefile={}", leases.display()),
-            "--log-facility=-",
         ],
     );
     wait_for_log(&log, "proxy on subnet", Duration::from_secs(10));
-    let pid = lan.pid("dnsmasq");
+    let pid = lan.pid("dnsmasq-server");
     let times = lan.in_host("client", storm);
     results.push(summarize("dnsmasq (proxy)", times, peak_rss_kib(pid)));
-    lan.stop("dnsmasq");
+    lan.stop("dnsmasq-server");
 
     println!(
         "\nboot storm: {CLIENTS} PXE DISCOVERs (half BIOS, half EFI) from distinct MACs within 1 s"

@@ -13,20 +13,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::{Lan, require, wait_for_log};
+use common::peak_rss_kib;
 
 const CLIENTS: usize = 50;
 
 fn write_random(path: &std::path::Path, n: usize) {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    std::fs::write(path, v).unwrap();
+    std::fs::write(path, common::pseudo_random(n, 0x2545_f491_4f6c_dd1d)).unwrap();
 }
 
 fn atftp(lan: &Lan, file: &str, window: Option<u16>) -> Duration {
@@ -101,15 +93,6 @@ fn concurrent(lan: &Lan, file: &str) -> Duration {
         );
     }
     t.elapsed()
-}
-
-fn peak_rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }
 
 struct Row {

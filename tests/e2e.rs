@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::netns::{Lan, require, root_or_skip, start_server, wait_for_log};
+use common::netns::{Lan, require, root_or_skip, start_dnsmasq, start_server, wait_for_log};
 
 const ROUTER: (&str, &str, Option<&str>) = ("router", "02:00:00:00:00:01", Some("10.77.0.1/24"));
 const PXE: (&str, &str, Option<&str>) = ("pxe", "02:00:00:00:00:02", Some("10.77.0.2/24"));
@@ -57,26 +57,15 @@ fn boot_bios(config: &str, marker: &str, within: Duration) -> (String, String) {
 /// returns the console text and pxe-sidecar's log. With
 /// E2E_SAVE_PCAPS=DIR the DHCP part of the boot is kept as a capture.
 fn boot(fw: Firmware, config: &str, marker: &str, within: Duration) -> (String, String) {
-    for t in ["qemu-system-x86_64", "dnsmasq"] {
-        require(t);
-    }
+    require("qemu-system-x86_64");
     let mut lan = Lan::new(&[ROUTER, PXE]);
-    let leases = lan.path("leases");
-    let dlog = lan.spawn(
+    let dlog = start_dnsmasq(
+        &mut lan,
         "router",
-        "dnsmasq",
         &[
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--port=0",
-            "--user=root",
-            "--interface=eth0",
             "--bind-interfaces",
             "--dhcp-range=10.77.0.100,10.77.0.200,1h",
-            &format!("--dhcp-leasefile={}", leases.display()),
             "--no-ping",
-            "--log-facility=-",
         ],
     );
     wait_for_log(&dlog, "DHCP, IP range", Duration::from_secs(10));

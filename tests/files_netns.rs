@@ -16,18 +16,8 @@ const SERVER: (&str, &str, Option<&str>) = ("server", "02:00:00:00:00:02", Some(
 const CLIENT: (&str, &str, Option<&str>) = ("client", "02:00:00:00:00:09", Some("10.77.0.9/24"));
 const SRV: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 
-/// Deterministic pseudo-random bytes (xorshift), so files differ block to block.
 fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    v
+    common::pseudo_random(n, seed)
 }
 
 fn sha(p: &Path) -> String {

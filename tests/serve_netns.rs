@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::Client;
-use common::netns::{Lan, require, root_or_skip, start_server, wait_for_log};
+use common::netns::{Lan, require, root_or_skip, start_dnsmasq, start_server, wait_for_log};
 use common::pxeclient::{discover, discover_all, request_4011};
 
 const ROUTER: (&str, &str, Option<&str>) = ("router", "02:00:00:00:00:01", Some("10.77.0.1/24"));
@@ -23,28 +23,15 @@ fn bin() -> &'static str {
 
 /// dnsmasq as a plain DHCP server: no PXE options, no DNS.
 fn start_router(lan: &mut Lan, host: &str, bind_interfaces: bool) {
-    require("dnsmasq");
-    let leases = lan.path(&format!("{host}.leases"));
-    let pid = lan.path(&format!("{host}.pid"));
-    let mut args = vec![
-        "dnsmasq".to_string(),
-        "--keep-in-foreground".into(),
-        "--conf-file=/dev/null".into(),
-        "--port=0".into(),
-        "--user=root".into(),
-        "--interface=eth0".into(),
-        "--dhcp-range=10.77.0.100,10.77.0.200,255.255.255.0,1h".into(),
-        format!("--dhcp-leasefile={}", leases.display()),
-        format!("--pid-file={}", pid.display()),
-        "--no-ping".into(),
-        "--log-dhcp".into(),
-        "--log-facility=-".into(),
+    let mut extra = vec![
+        "--dhcp-range=10.77.0.100,10.77.0.200,255.255.255.0,1h",
+        "--no-ping",
+        "--log-dhcp",
     ];
     if bind_interfaces {
-        args.push("--bind-interfaces".into());
+        extra.push("--bind-interfaces");
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let log = lan.spawn(host, &format!("dnsmasq-{host}"), &args);
+    let log = start_dnsmasq(lan, host, &extra);
     wait_for_log(&log, "DHCP, IP range", Duration::from_secs(10));
 }
 

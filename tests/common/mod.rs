@@ -138,3 +138,39 @@ pub fn shared_pcaps() -> Option<PathBuf> {
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some()
 }
+
+/// Deterministic pseudo-random bytes (xorshift), so files differ block to block.
+pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(n + 8);
+    while v.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+/// Peak resident set size of a process (VmHWM), in KiB.
+pub fn peak_rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The client's request as firmware sends it: from 0.0.0.0:68 to broadcast :67.
+pub fn discover_frame(c: &Client) -> Vec<u8> {
+    use pxe_sidecar::{frame, mac::Mac};
+    frame::build(
+        Mac(c.mac),
+        Mac::BROADCAST,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
+        &c.encode(),
+    )
+}

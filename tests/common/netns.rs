@@ -157,23 +157,6 @@ impl Lan {
         self.switch.clone()
     }
 
-    /// Starts a long-running command in the switch namespace (qemu on a tap).
-    pub fn spawn_on_switch(&mut self, label: &str, cmd: &[&str]) -> PathBuf {
-        let log = self.path(&format!("{label}.log"));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.switch])
-            .args(cmd)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-        self.children.push((label.to_string(), child));
-        log
-    }
-
     pub fn host(&self, name: &str) -> &Host {
         self.hosts
             .iter()
@@ -200,12 +183,22 @@ impl Lan {
     /// Starts a long-running command inside a host; its output goes to
     /// `<label>.log` in the LAN's temp dir.
     pub fn spawn(&mut self, host: &str, label: &str, cmd: &[&str]) -> PathBuf {
+        let ns = self.ns(host);
+        self.spawn_in(&ns, label, cmd)
+    }
+
+    /// Starts a long-running command in the switch namespace (qemu on a tap).
+    pub fn spawn_on_switch(&mut self, label: &str, cmd: &[&str]) -> PathBuf {
+        let ns = self.switch.clone();
+        self.spawn_in(&ns, label, cmd)
+    }
+
+    fn spawn_in(&mut self, ns: &str, label: &str, cmd: &[&str]) -> PathBuf {
         let log = self.path(&format!("{label}.log"));
         let out = File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let ns = self.ns(host);
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns])
+            .args(["netns", "exec", ns])
             .args(cmd)
             .stdin(Stdio::null())
             .stdout(out)
@@ -323,4 +316,27 @@ pub fn start_server(lan: &mut Lan, host: &str, config: &str, extra: &[&str]) -> 
     let log = lan.spawn(host, "pxe-sidecar", &args);
     wait_for_log(&log, "proxyDHCP listening", Duration::from_secs(10));
     (log, cfg)
+}
+
+/// dnsmasq in the foreground on a host's eth0, with no config file, no DNS
+/// and its leases in the LAN's temp dir; `extra` says what it serves.
+/// Returns its log (label `dnsmasq-<host>`).
+pub fn start_dnsmasq(lan: &mut Lan, host: &str, extra: &[&str]) -> PathBuf {
+    require("dnsmasq");
+    let leases = format!(
+        "--dhcp-leasefile={}",
+        lan.path(&format!("{host}.leases")).display()
+    );
+    let mut args = vec![
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--port=0",
+        "--user=root",
+        "--interface=eth0",
+        "--log-facility=-",
+        &leases,
+    ];
+    args.extend_from_slice(extra);
+    lan.spawn(host, &format!("dnsmasq-{host}"), &args)
 }

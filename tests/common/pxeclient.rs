@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use pxe_sidecar::frame::{self, Link};
 use pxe_sidecar::listen::{self, RawSocket};
-use pxe_sidecar::mac::Mac;
 
 use super::{Client, decode};
 
@@ -64,14 +63,7 @@ pub fn discover_all(clients: &[Client], wait: Duration) -> Vec<Vec<Seen>> {
         let sock = RawSocket::open(&iface).unwrap();
         let start = Instant::now();
         for c in clients {
-            let f = frame::build(
-                Mac(c.mac),
-                Mac::BROADCAST,
-                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-                SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
-                &c.encode(),
-            );
-            sock.send(&f).await.unwrap();
+            sock.send(&super::discover_frame(c)).await.unwrap();
         }
         let mut out = vec![Vec::new(); clients.len()];
         let mut buf = vec![0u8; 65536];
