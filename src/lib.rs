@@ -10,6 +10,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod listen;
 pub mod mac;
+pub mod probe;
 pub mod proxy;
 pub mod pxe;
 pub mod replay;

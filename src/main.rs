@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use pxe_sidecar::config::{self, Config, LogFormat};
-use pxe_sidecar::{check, replay, serve};
+use pxe_sidecar::{check, probe, replay, serve};
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +46,21 @@ enum Cmd {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// Act like PXE firmware on the LAN and report each boot stage.
+    Probe {
+        /// bios, efi32, efi64, arm64 or http.
+        #[arg(long, default_value = "bios")]
+        arch: String,
+        /// The MAC to send from (default: the interface's).
+        #[arg(long)]
+        mac: Option<String>,
+        /// Interface (default: the config's, else the default route's).
+        #[arg(long)]
+        interface: Option<String>,
+        /// Seconds to collect offers (iPXE waits about 4).
+        #[arg(long, default_value_t = 4)]
+        wait: u64,
     },
     /// Feed a capture (pcap or pcapng) through the proxy core and print each decision.
     Replay {
@@ -118,6 +133,37 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", check::report(&steps));
             }
             if steps.iter().any(|s| !s.ok) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Probe {
+            arch,
+            mac,
+            interface,
+            wait,
+        } => {
+            let arch = probe::ProbeArch::parse(arch).with_context(|| {
+                format!("--arch {arch}: expected bios, efi32, efi64, arm64 or http")
+            })?;
+            let mac = mac
+                .as_deref()
+                .map(|m| {
+                    m.parse::<pxe_sidecar::mac::Mac>()
+                        .map_err(anyhow::Error::msg)
+                })
+                .transpose()
+                .context("--mac")?;
+            let iface = match interface {
+                Some(i) => i.clone(),
+                None => {
+                    let cfg = load(&cli, &[])?;
+                    serve::resolve_interface(&cfg)?.name
+                }
+            };
+            let p = probe::run(&iface, arch, mac, std::time::Duration::from_secs(*wait))?;
+            print!("{}", p.report());
+            if p.failed() {
                 std::process::exit(1);
             }
             Ok(())

@@ -186,6 +186,35 @@ pub fn boot_item(opt43: &[u8]) -> Option<BootItem> {
     None
 }
 
+/// The first network boot item of a server's menu (option 43 sub 9): what
+/// a client that does not prompt picks. Item type 0 (local boot) is skipped.
+pub fn first_menu_item(opt43: &[u8]) -> Option<u16> {
+    let mut rest = opt43;
+    while let [code, tail @ ..] = rest {
+        match *code {
+            0 => rest = tail,
+            sub::END => return None,
+            c => {
+                let (&len, body) = tail.split_first()?;
+                let body = body.get(..len as usize)?;
+                if c == sub::BOOT_MENU {
+                    let mut items = body;
+                    while let [a, b, l, more @ ..] = items {
+                        let t = u16::from_be_bytes([*a, *b]);
+                        if t != 0 {
+                            return Some(t);
+                        }
+                        items = more.get(*l as usize..)?;
+                    }
+                    return None;
+                }
+                rest = &tail[1 + len as usize..];
+            }
+        }
+    }
+    None
+}
+
 /// One entry of a PXE boot menu (sub 9) and the server list (sub 8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MenuEntry {
@@ -316,6 +345,9 @@ mod tests {
         assert_eq!(&o[3..12], &[8, 7, 0x80, 0x01, 1, 10, 0, 0, 2]);
         assert_eq!(*o.last().unwrap(), 255);
         assert_eq!(offer_options(&[], None, [0; 4]), vec![6, 1, 8, 255]);
+        assert_eq!(first_menu_item(&o), Some(0x8001));
+        assert_eq!(first_menu_item(&[9, 3, 0, 0, 9]), None);
+        assert_eq!(first_menu_item(&[6, 1, 8, 255]), None);
         let a = ack_options(BootItem {
             item_type: 0x8001,
             layer: 0,

@@ -1,0 +1,517 @@
+//! `pxe-sidecar probe`: behaves like PXE firmware on the LAN and reports
+//! each stage with its timing — DISCOVER, the offers seen (router's and
+//! proxies'), the 4011 step, the TFTP fetch of the boot file, and for
+//! pxelinux its config search and the files the config names. On failure it
+//! says what a real client would show (PXE-E51, PXE-E53, PXE-E32, PXE-T01)
+//! and the likely cause. Works against any PXE server, not only ours.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption};
+use dhcproto::{Decodable, Decoder, Encodable, Encoder};
+
+use crate::frame::{self, Link};
+use crate::listen::{self, RawSocket};
+use crate::mac::Mac;
+use crate::pxe::Arch;
+
+/// What the probe pretends to be.
+#[derive(Debug, Clone, Copy)]
+pub enum ProbeArch {
+    Bios,
+    Efi32,
+    Efi64,
+    Arm64,
+    Http,
+}
+
+impl ProbeArch {
+    pub fn parse(s: &str) -> Option<ProbeArch> {
+        Some(match s {
+            "bios" => ProbeArch::Bios,
+            "efi32" => ProbeArch::Efi32,
+            "efi64" => ProbeArch::Efi64,
+            "arm64" => ProbeArch::Arm64,
+            "http" => ProbeArch::Http,
+            _ => return None,
+        })
+    }
+
+    fn code(self) -> u16 {
+        match self {
+            ProbeArch::Bios => 0,
+            ProbeArch::Efi32 => 6,
+            ProbeArch::Efi64 => 7,
+            ProbeArch::Arm64 => 11,
+            ProbeArch::Http => 16,
+        }
+    }
+
+    fn vendor_class(self) -> String {
+        let kind = if matches!(self, ProbeArch::Http) {
+            "HTTPClient"
+        } else {
+            "PXEClient"
+        };
+        format!("{kind}:Arch:{:05}:UNDI:003016", self.code())
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub ok: bool,
+    pub at: Duration,
+    pub text: String,
+}
+
+pub struct Probe {
+    pub stages: Vec<Stage>,
+    start: Instant,
+}
+
+impl Probe {
+    fn note(&mut self, ok: bool, text: impl Into<String>) {
+        self.stages.push(Stage {
+            ok,
+            at: self.start.elapsed(),
+            text: text.into(),
+        });
+    }
+
+    pub fn failed(&self) -> bool {
+        self.stages.iter().any(|s| !s.ok)
+    }
+
+    pub fn report(&self) -> String {
+        self.stages
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:>7.3}s {} {}\n",
+                    s.at.as_secs_f64(),
+                    if s.ok { "✓" } else { "✗" },
+                    s.text
+                )
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    Listen(#[from] listen::ListenError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Offer {
+    server: Ipv4Addr,
+    yiaddr: Ipv4Addr,
+    siaddr: Ipv4Addr,
+    file: String,
+    pxe: bool,
+    /// The menu item a non-prompting client would ask for on 4011.
+    menu_item: Option<u16>,
+}
+
+fn file_of(m: &Message) -> String {
+    let from_field = m
+        .fname()
+        .map(|f| {
+            String::from_utf8_lossy(&f[..f.iter().position(|&b| b == 0).unwrap_or(f.len())])
+                .to_string()
+        })
+        .unwrap_or_default();
+    if !from_field.is_empty() {
+        return from_field;
+    }
+    match m.opts().get(OptionCode::BootfileName) {
+        Some(DhcpOption::BootfileName(v)) => String::from_utf8_lossy(v)
+            .trim_end_matches('\0')
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+fn request(
+    mac: Mac,
+    xid: u32,
+    arch: ProbeArch,
+    msg: MessageType,
+    ciaddr: Ipv4Addr,
+    item: Option<u16>,
+) -> Vec<u8> {
+    let mut m = Message::new_with_id(
+        xid,
+        ciaddr,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        &mac.0,
+    );
+    m.set_opcode(Opcode::BootRequest);
+    if ciaddr.is_unspecified() {
+        m.set_flags(Flags::default().set_broadcast());
+    }
+    let o = m.opts_mut();
+    o.insert(DhcpOption::MessageType(msg));
+    o.insert(DhcpOption::ClassIdentifier(
+        arch.vendor_class().into_bytes(),
+    ));
+    o.insert(DhcpOption::Unknown(UnknownOption::new(
+        OptionCode::from(93),
+        arch.code().to_be_bytes().to_vec(),
+    )));
+    o.insert(DhcpOption::Unknown(UnknownOption::new(
+        OptionCode::from(94),
+        vec![1, 3, 16],
+    )));
+    o.insert(DhcpOption::MaxMessageSize(1464));
+    if let Some(t) = item {
+        // Boot server discovery (PXE spec 2.1 §2.2.5): the item picked from the menu, layer 0.
+        o.insert(DhcpOption::VendorExtensions(crate::pxe::ack_options(
+            crate::pxe::BootItem {
+                item_type: t,
+                layer: 0,
+            },
+        )));
+    }
+    let mut buf = Vec::new();
+    // Encoding a message we just built from valid parts cannot fail.
+    let _ = m.encode(&mut Encoder::new(&mut buf));
+    buf
+}
+
+/// Runs the probe on `iface`. `mac` defaults to the interface's.
+pub fn run(
+    iface_name: &str,
+    arch: ProbeArch,
+    mac: Option<Mac>,
+    wait: Duration,
+) -> Result<Probe, ProbeError> {
+    let iface = listen::lookup(iface_name, Some(Ipv4Addr::UNSPECIFIED))?;
+    let own_ip = listen::lookup(iface_name, None).ok().map(|i| i.ipv4);
+    let mac = mac.unwrap_or(iface.mac);
+    let mut p = Probe {
+        stages: Vec::new(),
+        start: Instant::now(),
+    };
+    let xid = u32::from_be_bytes([mac.0[2], mac.0[3], mac.0[4], mac.0[5]]) ^ 0x5058_4500;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let offers = rt.block_on(async {
+        let sock = RawSocket::open(&iface)?;
+        let f = frame::build(
+            mac,
+            Mac::BROADCAST,
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+            SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
+            &request(mac, xid, arch, MessageType::Discover, Ipv4Addr::UNSPECIFIED, None),
+        );
+        sock.send(&f).await?;
+        let mut offers = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Ok(got)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            let Some(u) = frame::udp(Link::Ethernet, &buf[..got.len]) else { continue };
+            if u.dst.port() != 68 {
+                continue;
+            }
+            let Ok(m) = Message::decode(&mut Decoder::new(u.payload)) else { continue };
+            if m.xid() != xid || m.opcode() != Opcode::BootReply || m.opts().msg_type() != Some(MessageType::Offer) {
+                continue;
+            }
+            let server = match m.opts().get(OptionCode::ServerIdentifier) {
+                Some(DhcpOption::ServerIdentifier(s)) => *s,
+                _ => *u.src.ip(),
+            };
+            offers.push(Offer {
+                server,
+                yiaddr: m.yiaddr(),
+                siaddr: m.siaddr(),
+                file: file_of(&m),
+                menu_item: match m.opts().get(OptionCode::VendorExtensions) {
+                    Some(DhcpOption::VendorExtensions(v)) => crate::pxe::first_menu_item(v),
+                    _ => None,
+                },
+                pxe: matches!(m.opts().get(OptionCode::ClassIdentifier),
+                    Some(DhcpOption::ClassIdentifier(v)) if v.starts_with(b"PXEClient") || v.starts_with(b"HTTPClient")),
+            });
+        }
+        Ok::<_, ProbeError>(offers)
+    })?;
+    let archname = Arch::from_code(arch.code());
+    p.note(
+        true,
+        format!(
+            "DHCPDISCOVER from {mac} via {iface_name} ({}, {archname})",
+            arch.vendor_class()
+        ),
+    );
+    if offers.is_empty() {
+        p.note(
+            false,
+            "PXE-E51: No DHCP or proxyDHCP offers were received (no DHCP server answered: is the cable/VLAN right, is a DHCP server up?)",
+        );
+        return Ok(p);
+    }
+    for o in &offers {
+        let what = match (o.yiaddr.is_unspecified(), o.pxe) {
+            (true, true) => "proxy offer",
+            (false, true) => "offer with address and PXE options",
+            (false, false) => "offer (address only)",
+            (true, false) => "offer with no address",
+        };
+        let boot = if o.file.is_empty() {
+            "no boot file".to_string()
+        } else {
+            format!("boot file {} from {}", o.file, o.siaddr)
+        };
+        let addr = if o.yiaddr.is_unspecified() {
+            String::new()
+        } else {
+            format!("address {}, ", o.yiaddr)
+        };
+        let menu = o
+            .menu_item
+            .map(|t| format!(", menu item {t:#06x}"))
+            .unwrap_or_default();
+        p.note(
+            true,
+            format!("{what} from {}: {addr}{boot}{menu}", o.server),
+        );
+    }
+    let proxy = offers.iter().find(|o| o.pxe);
+    let Some(boot_server) = proxy.map(|o| o.server) else {
+        p.note(
+            false,
+            "PXE-E53: No boot filename received (no offer carried PXE options: is the PXE server running on this LAN, and does it answer this MAC?)",
+        );
+        return Ok(p);
+    };
+    let Some(own_ip) = own_ip else {
+        p.note(false, format!("{iface_name} has no IPv4 address: the probe stops before the 4011 and TFTP steps (give it one)"));
+        return Ok(p);
+    };
+    // The boot-server step: EDK2 always asks 4011; PXE ROMs when the offer has no file.
+    let mut file = proxy.map(|o| o.file.clone()).unwrap_or_default();
+    let mut tftp_server = proxy.map_or(boot_server, |o| {
+        if o.siaddr.is_unspecified() {
+            o.server
+        } else {
+            o.siaddr
+        }
+    });
+    if matches!(arch, ProbeArch::Efi32 | ProbeArch::Efi64 | ProbeArch::Arm64) || file.is_empty() {
+        let s = UdpSocket::bind((own_ip, 0))?;
+        s.set_read_timeout(Some(Duration::from_secs(4)))?;
+        let item = proxy.and_then(|o| o.menu_item);
+        s.send_to(
+            &request(
+                mac,
+                xid.wrapping_add(1),
+                arch,
+                MessageType::Request,
+                own_ip,
+                item,
+            ),
+            (boot_server, 4011),
+        )?;
+        let mut buf = [0u8; 2048];
+        match s.recv_from(&mut buf) {
+            Ok((n, from)) => match Message::decode(&mut Decoder::new(&buf[..n])) {
+                Ok(m) if m.opts().msg_type() == Some(MessageType::Ack) => {
+                    file = file_of(&m);
+                    if !m.siaddr().is_unspecified() {
+                        tftp_server = m.siaddr();
+                    }
+                    p.note(true, format!("DHCPACK on 4011 from {from}: boot file {file}"));
+                }
+                _ => p.note(false, format!("reply on 4011 from {from} is not a DHCPACK")),
+            },
+            Err(_) => p.note(false, format!("no DHCPACK from {boot_server}:4011 in 4 s (EFI firmware would stop here: PXE-E16/E53)")),
+        }
+    }
+    if file.is_empty() {
+        p.note(false, "PXE-E53: No boot filename received");
+        return Ok(p);
+    }
+    if matches!(arch, ProbeArch::Http) {
+        p.note(
+            true,
+            format!("UEFI HTTP boot URL: {file} (fetch it with curl to check it)"),
+        );
+        return Ok(p);
+    }
+    if !fetch(&mut p, own_ip, tftp_server, &file) {
+        return Ok(p);
+    }
+    let base = file.rsplit('/').next().unwrap_or(&file);
+    if base == "pxelinux.0" || base == "lpxelinux.0" || base.starts_with("syslinux") {
+        pxelinux_search(&mut p, own_ip, tftp_server, &file, mac);
+    }
+    Ok(p)
+}
+
+/// RRQ with tsize, then the whole file. True when it arrived.
+fn fetch(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> bool {
+    match tftp_get(own_ip, server, file) {
+        Ok((bytes, t)) => {
+            p.note(
+                true,
+                format!(
+                    "TFTP {file} from {server}: {bytes} bytes in {} ms",
+                    t.as_millis()
+                ),
+            );
+            true
+        }
+        Err(TftpFail::Timeout) => {
+            p.note(false, format!("PXE-E32: TFTP open timeout: {server}:69 did not answer the RRQ for {file} (TFTP server down, or a firewall drops UDP 69)"));
+            false
+        }
+        Err(TftpFail::Error(1, msg)) => {
+            p.note(false, format!("PXE-T01: File not found: {file} ({server} says {msg:?}; check the name and the TFTP root)"));
+            false
+        }
+        Err(TftpFail::Error(code, msg)) => {
+            p.note(
+                false,
+                format!("PXE-T0{code}: TFTP error {code} for {file}: {msg}"),
+            );
+            false
+        }
+    }
+}
+
+/// pxelinux's config search (syslinux doc/pxelinux.txt): 01-MAC, the client
+/// IP in hex shortened one digit at a time, then default.
+fn pxelinux_search(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, loader: &str, mac: Mac) {
+    let dir = loader
+        .rsplit_once('/')
+        .map_or(String::new(), |(d, _)| format!("{d}/"));
+    let mut names = vec![format!("01-{}", mac.to_string().replace(':', "-"))];
+    let hex = format!("{:08X}", u32::from(own_ip));
+    for n in (1..=8).rev() {
+        names.push(hex[..n].to_string());
+    }
+    names.push("default".into());
+    for n in names {
+        let path = format!("{dir}pxelinux.cfg/{n}");
+        match tftp_text(own_ip, server, &path) {
+            Ok(text) => {
+                p.note(true, format!("pxelinux would use {path}"));
+                let mut named = Vec::new();
+                for line in text.lines() {
+                    let mut w = line.split_whitespace();
+                    if let Some(k) = w.next().map(str::to_ascii_uppercase)
+                        && (k == "KERNEL" || k == "LINUX" || k == "INITRD")
+                    {
+                        named.extend(w.next().map(str::to_string));
+                    }
+                }
+                if named.is_empty() {
+                    p.note(
+                        false,
+                        format!("{path} names no kernel: nothing to boot yet"),
+                    );
+                }
+                for f in named.iter().filter(|f| !f.ends_with(".c32")) {
+                    fetch(p, own_ip, server, &format!("{dir}{f}"));
+                }
+                return;
+            }
+            Err(TftpFail::Error(1, _)) => continue,
+            Err(_) => {
+                p.note(false, format!("TFTP failed on {path}"));
+                return;
+            }
+        }
+    }
+    p.note(false, format!("no pxelinux config found: pxelinux stops at the boot: prompt ({dir}pxelinux.cfg/default is missing)"));
+}
+
+enum TftpFail {
+    Timeout,
+    Error(u16, String),
+}
+
+fn tftp_text(own_ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<String, TftpFail> {
+    let mut out = Vec::new();
+    tftp_read(own_ip, server, file, &mut |b| out.extend_from_slice(b))?;
+    Ok(String::from_utf8_lossy(&out).to_string())
+}
+
+fn tftp_get(own_ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<(u64, Duration), TftpFail> {
+    let t = Instant::now();
+    let mut n = 0u64;
+    tftp_read(own_ip, server, file, &mut |b| n += b.len() as u64)?;
+    Ok((n, t.elapsed()))
+}
+
+/// A minimal RFC 1350 reader with blksize 1432 (what iPXE asks) and tsize.
+fn tftp_read(
+    own_ip: Ipv4Addr,
+    server: Ipv4Addr,
+    file: &str,
+    sink: &mut dyn FnMut(&[u8]),
+) -> Result<(), TftpFail> {
+    let io = |_| TftpFail::Timeout;
+    let s = UdpSocket::bind((own_ip, 0)).map_err(io)?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(io)?;
+    let mut rrq = vec![0, 1];
+    rrq.extend_from_slice(file.as_bytes());
+    rrq.extend_from_slice(b"\0octet\0blksize\x001432\0tsize\x000\0");
+    s.send_to(&rrq, (server, 69)).map_err(io)?;
+    let mut buf = vec![0u8; 65536];
+    let mut blksize = 512usize;
+    let mut expect: u16 = 1;
+    let mut peer: Option<SocketAddr> = None;
+    loop {
+        let (n, from) = s.recv_from(&mut buf).map_err(io)?;
+        if peer.is_some_and(|p| p != from) {
+            continue;
+        }
+        peer = Some(from);
+        let pkt = &buf[..n];
+        match pkt.get(..2) {
+            Some([0, 6]) => {
+                // OACK: take blksize if granted; ACK 0 starts the data.
+                let parts: Vec<&[u8]> = pkt[2..].split(|&b| b == 0).collect();
+                for kv in parts.chunks(2) {
+                    if kv.len() == 2 && kv[0].eq_ignore_ascii_case(b"blksize") {
+                        blksize = std::str::from_utf8(kv[1])
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(512);
+                    }
+                }
+                s.send_to(&[0, 4, 0, 0], from).map_err(io)?;
+            }
+            Some([0, 3]) if n >= 4 => {
+                let block = u16::from_be_bytes([pkt[2], pkt[3]]);
+                s.send_to(&[0, 4, pkt[2], pkt[3]], from).map_err(io)?;
+                if block == expect {
+                    sink(&pkt[4..]);
+                    expect = expect.wrapping_add(1);
+                    if n - 4 < blksize {
+                        return Ok(());
+                    }
+                }
+            }
+            Some([0, 5]) if n >= 4 => {
+                let code = u16::from_be_bytes([pkt[2], pkt[3]]);
+                let msg = String::from_utf8_lossy(&pkt[4..])
+                    .trim_end_matches('\0')
+                    .to_string();
+                return Err(TftpFail::Error(code, msg));
+            }
+            _ => continue,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `pxe-sidecar probe` on a namespace LAN: the whole chain against
+//! pxe-sidecar and against dnsmasq's proxy mode, and each failure step of the
+//! Debian wiki reproduced with the PXE error a real client would show.
+
+mod common;
+
+use std::time::Duration;
+
+use common::netns::{Lan, root_or_skip, start_dnsmasq, start_server, wait_for_log};
+
+const ROUTER: (&str, &str, Option<&str>) = ("router", "02:00:00:00:00:01", Some("10.77.0.1/24"));
+const PXE: (&str, &str, Option<&str>) = ("pxe", "02:00:00:00:00:02", Some("10.77.0.2/24"));
+const CLIENT: (&str, &str, Option<&str>) = ("client", "02:00:00:00:00:50", Some("10.77.0.50/24"));
+
+fn lan_with_router() -> Lan {
+    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT]);
+    let log = start_dnsmasq(
+        &mut lan,
+        "router",
+        &[
+            "--bind-interfaces",
+            "--dhcp-range=10.77.0.100,10.77.0.200,1h",
+            "--no-ping",
+        ],
+    );
+    wait_for_log(&log, "DHCP, IP range", Duration::from_secs(10));
+    lan
+}
+
+fn root_with_kernel(lan: &Lan) -> String {
+    let root = lan.path("root");
+    std::fs::create_dir_all(root.join("debian")).unwrap();
+    std::fs::write(root.join("debian/vmlinuz"), common::pseudo_random(3000, 1)).unwrap();
+    std::fs::write(
+        root.join("debian/initrd.img"),
+        common::pseudo_random(5000, 2),
+    )
+    .unwrap();
+    format!(
+        "[tftp]\nroot = \"{}\"\n[pxelinux]\nkernel = \"debian/vmlinuz\"\ninitrd = \"debian/initrd.img\"\n",
+        root.display()
+    )
+}
+
+fn probe(lan: &Lan, arch: &str) -> (bool, String) {
+    let o = lan.exec(
+        "client",
+        &[
+            env!("CARGO_BIN_EXE_pxe-sidecar"),
+            "probe",
+            "--interface",
+            "eth0",
+            "--arch",
+            arch,
+            "--wait",
+            "2",
+        ],
+    );
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+#[test]
+fn probe_walks_the_whole_chain_against_pxe_sidecar() {
+    if !root_or_skip("probe_walks_the_whole_chain_against_pxe_sidecar") {
+        return;
+    }
+    let mut lan = lan_with_router();
+    let cfg = root_with_kernel(&lan);
+    start_server(&mut lan, "pxe", &cfg, &[]);
+    let (ok, out) = probe(&lan, "bios");
+    assert!(ok, "{out}");
+    for needle in [
+        "DHCPDISCOVER from 02:00:00:00:00:50 via eth0 (PXEClient:Arch:00000:UNDI:003016, arch 0 BIOS)",
+        "proxy offer from 10.77.0.2: boot file pxelinux.0 from 10.77.0.2",
+        "offer (address only) from 10.77.0.1: address 10.77.0.1",
+        "TFTP pxelinux.0 from 10.77.0.2:",
+        "pxelinux would use pxelinux.cfg/default",
+        "TFTP debian/vmlinuz from 10.77.0.2: 3000 bytes",
+        "TFTP debian/initrd.img from 10.77.0.2: 5000 bytes",
+    ] {
+        assert!(
+            out.contains(needle),
+            "probe output lacks {needle:?}:\n{out}"
+        );
+    }
+    let (ok, out) = probe(&lan, "efi64");
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("DHCPACK on 4011 from 10.77.0.2:4011: boot file syslinux.efi"),
+        "{out}"
+    );
+    assert!(out.contains("TFTP syslinux.efi from 10.77.0.2:"), "{out}");
+}
+
+#[test]
+fn probe_names_each_failure_step() {
+    if !root_or_skip("probe_names_each_failure_step") {
+        return;
+    }
+    // Only the router: no PXE answer at all.
+    let lan = lan_with_router();
+    let (ok, out) = probe(&lan, "bios");
+    assert!(
+        !ok && out.contains("PXE-E53: No boot filename received"),
+        "{out}"
+    );
+    drop(lan);
+    // No DHCP server at all.
+    let lan = Lan::new(&[CLIENT]);
+    let (ok, out) = probe(&lan, "bios");
+    assert!(
+        !ok && out.contains("PXE-E51: No DHCP or proxyDHCP offers were received"),
+        "{out}"
+    );
+    drop(lan);
+    // TFTP down.
+    let mut lan = lan_with_router();
+    start_server(&mut lan, "pxe", "[tftp]\nenabled = false\n", &[]);
+    let (ok, out) = probe(&lan, "bios");
+    assert!(!ok && out.contains("PXE-E32: TFTP open timeout"), "{out}");
+    drop(lan);
+    // A boot file that does not exist.
+    let mut lan = lan_with_router();
+    start_server(&mut lan, "pxe", "[boot]\nbios = \"missing.0\"\n", &[]);
+    let (ok, out) = probe(&lan, "bios");
+    assert!(
+        !ok && out.contains("PXE-T01: File not found: missing.0"),
+        "{out}"
+    );
+    // Zero config: the chain works but nothing is configured to boot yet.
+    drop(lan);
+    let mut lan = lan_with_router();
+    start_server(&mut lan, "pxe", "", &[]);
+    let (ok, out) = probe(&lan, "bios");
+    assert!(
+        !ok && out.contains("pxelinux.cfg/default names no kernel: nothing to boot yet"),
+        "{out}"
+    );
+}
+
+#[test]
+fn probe_works_against_dnsmasq_proxy_mode() {
+    if !root_or_skip("probe_works_against_dnsmasq_proxy_mode") {
+        return;
+    }
+    let mut lan = lan_with_router();
+    let root = lan.path("dnsroot");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy("/usr/lib/PXELINUX/pxelinux.0", root.join("pxelinux.0")).unwrap();
+    let log = start_dnsmasq(
+        &mut lan,
+        "pxe",
+        &[
+            "--bind-interfaces",
+            "--dhcp-range=10.77.0.0,proxy",
+            "--pxe-service=x86PC,Boot,pxelinux",
+            "--enable-tftp",
+            &format!("--tftp-root={}", root.display()),
+        ],
+    );
+    wait_for_log(&log, "proxy on subnet", Duration::from_secs(10));
+    let (_, out) = probe(&lan, "bios");
+    assert!(out.contains("proxy offer from 10.77.0.2"), "{out}");
+    assert!(out.contains("TFTP pxelinux.0 from 10.77.0.2:"), "{out}");
+    // dnsmasq serves no pxelinux.cfg here: the probe says where pxelinux would stop.
+    assert!(out.contains("no pxelinux config found"), "{out}");
+}
