@@ -79,19 +79,24 @@ fn load(cli: &Cli, overrides: &[(&str, String)]) -> Result<Config> {
     Ok(config::load(cli.config.as_deref(), overrides)?)
 }
 
-fn init_logs(format: LogFormat) {
+/// Logs go to stdout through a writer thread, so a slow terminal or disk
+/// never delays a reply (the guard flushes what is queued at exit).
+fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PXE_SIDECAR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(ansi);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Human => builder.init(),
     }
+    guard
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -116,8 +121,14 @@ fn run(cli: Cli) -> Result<()> {
                 overrides,
             };
             let cfg = opts.load()?;
-            init_logs(cfg.log_format);
-            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let _logs = init_logs(cfg.log_format);
+            // One thread drives every socket, as dnsmasq's poll loop does: no
+            // cross-thread wakeup between a DISCOVER and its offer. TFTP has
+            // its own thread; file reads for HTTP use tokio's blocking pool.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
             rt.block_on(serve::run(opts))
         }
         Cmd::Check { interface, json } => {

@@ -148,12 +148,14 @@ pub async fn run(opts: Options) -> Result<()> {
             cfg.tftp.port,
             t.configured_root().display()
         );
-        let handle = tftp::spawn(&cfg.tftp, sock, tree.clone(), clients.clone())?;
+        // The TFTP thread reports its end through a channel: waiting on it
+        // never blocks shutdown (a blocking join would keep the runtime alive).
+        let stopped = tftp::spawn(&cfg.tftp, sock, tree.clone(), clients.clone())?;
         tasks.spawn(async move {
-            match tokio::task::spawn_blocking(move || handle.join()).await {
-                Ok(Ok(Ok(()))) => bail!("the TFTP server stopped"),
-                Ok(Ok(Err(e))) => bail!(e),
-                _ => bail!("the TFTP server thread failed"),
+            match stopped.await {
+                Ok(Ok(())) => bail!("the TFTP server stopped"),
+                Ok(Err(e)) => bail!(e),
+                Err(_) => bail!("the TFTP server thread failed"),
             }
         });
     }

@@ -455,6 +455,12 @@ fn sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_bad() {
     // SIGTERM stops it cleanly.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     wait_for_log(&log, "SIGTERM: stopping", Duration::from_secs(5));
+    // …and the process is gone (with its TFTP thread), not just saying so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while lan.alive("pxe-sidecar") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!lan.alive("pxe-sidecar"), "still running 3 s after SIGTERM");
 }
 
 #[test]
