@@ -298,71 +298,86 @@ impl Server {
             .allow(self.now())
     }
 
-    /// Classify, decide, log. Returns the reply to send with our identity.
-    fn handle(&self, payload: &[u8], meta: Meta) -> Option<(proxy::Reply, Interface)> {
-        let req = match proxy::classify(payload, meta) {
-            Ok(r) => r,
+    /// Classify and decide; no logging here, so the reply leaves first.
+    fn process(&self, payload: &[u8], meta: Meta) -> Processed {
+        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
+        let outcome = proxy::classify(payload, meta).map(|req| {
+            self.clients.learn(*meta.src.ip(), req.mac);
+            self.clients.learn(req.ciaddr, req.mac);
+            if let Some(ip) = req.requested_ip {
+                self.clients.learn(ip, req.mac);
+            }
+            let now = self.now().as_millis() as u64;
+            let decision = self.core.lock().unwrap_or_else(|e| e.into_inner()).decide(
+                &live.cfg.proxy,
+                live.iface.ipv4,
+                &req,
+                now,
+            );
+            (req, decision)
+        });
+        Processed {
+            meta,
+            outcome,
+            iface: live.iface.clone(),
+        }
+    }
+
+    /// The log lines for one datagram, written after its reply was sent.
+    fn log(&self, p: &Processed, payload: &[u8]) {
+        if !self.log_ok() {
+            return;
+        }
+        let meta = p.meta;
+        let (req, decision) = match &p.outcome {
+            Ok(x) => x,
             Err(why) => {
-                if self.log_ok() {
-                    let who = proxy::peek(payload, meta);
-                    match why {
-                        Ignore::Malformed(_) | Ignore::BadOp(_) | Ignore::NotEthernet { .. } => {
-                            info!(src = %meta.src, "{who}: ignored: {why}")
-                        }
-                        _ => debug!(src = %meta.src, "{who}: ignored: {why}"),
+                let who = proxy::peek(payload, meta);
+                match why {
+                    Ignore::Malformed(_) | Ignore::BadOp(_) | Ignore::NotEthernet { .. } => {
+                        info!(src = %meta.src, "{who}: ignored: {why}")
                     }
+                    _ => debug!(src = %meta.src, "{who}: ignored: {why}"),
                 }
-                return None;
+                return;
             }
         };
-        self.clients.learn(*meta.src.ip(), req.mac);
-        self.clients.learn(req.ciaddr, req.mac);
-        if let Some(ip) = req.requested_ip {
-            self.clients.learn(ip, req.mac);
-        }
-        let live = self.live.read().unwrap_or_else(|e| e.into_inner());
-        let log = self.log_ok();
         let ip = if meta.src.ip().is_unspecified() {
             "-".to_string()
         } else {
             meta.src.ip().to_string()
         };
-        if log {
-            info!(mac = %req.mac, ip = %ip, "{} via {}", proxy::describe_request(&req), live.iface.name);
-        }
-        let now = self.now().as_millis() as u64;
-        let decision = self.core.lock().unwrap_or_else(|e| e.into_inner()).decide(
-            &live.cfg.proxy,
-            live.iface.ipv4,
-            &req,
-            now,
-        );
+        info!(mac = %req.mac, ip = %ip, "{} via {}", proxy::describe_request(req), p.iface.name);
         match decision {
             Ok(reply) => {
-                if log {
-                    info!(mac = %req.mac, ip = %ip, "{}", proxy::describe_reply(&req, &reply, live.iface.ipv4));
-                }
-                Some((reply, live.iface.clone()))
+                info!(mac = %req.mac, ip = %ip, "{}", proxy::describe_reply(req, reply, p.iface.ipv4))
             }
-            Err(why) => {
-                if log {
-                    match why {
-                        Ignore::NoBootFile { .. }
-                        | Ignore::UnknownArch(_)
-                        | Ignore::ChainloadLoop(_)
-                        | Ignore::TooLarge { .. }
-                        | Ignore::UnknownBootItem(_) => {
-                            warn!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac)
-                        }
-                        Ignore::NotAllowed(_) | Ignore::RuleIgnore(_) | Ignore::RateLimited(_) => {
-                            info!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac)
-                        }
-                        _ => debug!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac),
-                    }
-                }
-                None
+            Err(
+                why @ (Ignore::NoBootFile { .. }
+                | Ignore::UnknownArch(_)
+                | Ignore::ChainloadLoop(_)
+                | Ignore::TooLarge { .. }
+                | Ignore::UnknownBootItem(_)),
+            ) => warn!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac),
+            Err(why @ (Ignore::NotAllowed(_) | Ignore::RuleIgnore(_) | Ignore::RateLimited(_))) => {
+                info!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac)
             }
+            Err(why) => debug!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac),
         }
+    }
+}
+
+/// What one datagram came to, kept until its reply is on the wire so that
+/// formatting the log lines never delays the reply.
+struct Processed {
+    meta: Meta,
+    outcome: Result<(proxy::Request, Result<proxy::Reply, Ignore>), Ignore>,
+    iface: Interface,
+}
+
+impl Processed {
+    fn reply(&self) -> Option<&proxy::Reply> {
+        self.outcome.as_ref().ok()?.1.as_ref().ok()
     }
 }
 
@@ -413,7 +428,9 @@ async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> R
         if udp.dst.port() != DHCP_SERVER_PORT {
             continue;
         }
-        if let Some((reply, iface)) = server.handle(udp.payload, meta) {
+        let p = server.process(udp.payload, meta);
+        if let Some(reply) = p.reply() {
+            let iface = &p.iface;
             let res = match reply.dest {
                 // Relay agents are routed, not on our link: let the kernel route it.
                 Dest::Relay(addr) => pxe
@@ -439,6 +456,7 @@ async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> R
                 warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
             }
         }
+        server.log(&p, udp.payload);
     }
 }
 
@@ -457,13 +475,15 @@ async fn pxe_loop(server: Arc<Server>, sock: Arc<UdpSocket>) -> Result<()> {
             src,
             dst_port: PXE_PORT,
         };
-        if let Some((reply, _)) = server.handle(&buf[..n], meta)
+        let p = server.process(&buf[..n], meta);
+        if let Some(reply) = p.reply()
             && let Err(e) = sock
                 .send_to(&reply.payload, SocketAddr::V4(reply.dest.addr()))
                 .await
         {
             warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
         }
+        server.log(&p, &buf[..n]);
     }
 }
 
