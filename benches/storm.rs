@@ -14,7 +14,6 @@ use common::Client;
 use common::netns::{Lan, require, start_dnsmasq, wait_for_log};
 use common::peak_rss_kib;
 use pxe_sidecar::frame::{self, Link};
-use pxe_sidecar::listen::{self, RawSocket};
 
 const CLIENTS: usize = 500;
 const ROUNDS: usize = 5;
@@ -36,8 +35,7 @@ fn storm() -> Vec<Option<Duration>> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let iface = listen::lookup("eth0", Some(Ipv4Addr::UNSPECIFIED)).unwrap();
-        let sock = std::sync::Arc::new(RawSocket::open(&iface).unwrap());
+        let sock = std::sync::Arc::new(common::raw_eth0());
         sock.set_recv_buffer(16 << 20);
         let clients: Vec<Client> = (0..CLIENTS)
             .map(|i| {

@@ -162,55 +162,49 @@ pub struct BootItem {
     pub layer: u16,
 }
 
-/// Reads sub 71 out of a client's option 43, tolerating anything malformed
-/// around it (a short or truncated sub-option ends the walk).
-pub fn boot_item(opt43: &[u8]) -> Option<BootItem> {
+/// The sub-options of an option 43 (code, body), in order. Pads are skipped;
+/// the walk ends at END or at the first sub-option that overruns the data,
+/// so anything malformed after a good sub-option is simply not seen.
+fn sub_options(opt43: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     let mut rest = opt43;
-    while let [code, tail @ ..] = rest {
-        match *code {
-            0 => rest = tail,
-            sub::END => return None,
-            c => {
-                let (&len, body) = tail.split_first()?;
-                let body = body.get(..len as usize)?;
-                if c == sub::BOOT_ITEM && body.len() == 4 {
-                    return Some(BootItem {
-                        item_type: u16::from_be_bytes([body[0], body[1]]),
-                        layer: u16::from_be_bytes([body[2], body[3]]),
-                    });
+    std::iter::from_fn(move || {
+        loop {
+            let (&code, tail) = rest.split_first()?;
+            match code {
+                0 => rest = tail,
+                sub::END => return None,
+                c => {
+                    let (&len, after) = tail.split_first()?;
+                    let body = after.get(..len as usize)?;
+                    rest = &after[len as usize..];
+                    return Some((c, body));
                 }
-                rest = &tail[1 + len as usize..];
             }
         }
-    }
-    None
+    })
+}
+
+/// Reads sub 71 out of a client's option 43.
+pub fn boot_item(opt43: &[u8]) -> Option<BootItem> {
+    sub_options(opt43).find_map(|(c, b)| {
+        (c == sub::BOOT_ITEM && b.len() == 4).then(|| BootItem {
+            item_type: u16::from_be_bytes([b[0], b[1]]),
+            layer: u16::from_be_bytes([b[2], b[3]]),
+        })
+    })
 }
 
 /// The first network boot item of a server's menu (option 43 sub 9): what
 /// a client that does not prompt picks. Item type 0 (local boot) is skipped.
 pub fn first_menu_item(opt43: &[u8]) -> Option<u16> {
-    let mut rest = opt43;
-    while let [code, tail @ ..] = rest {
-        match *code {
-            0 => rest = tail,
-            sub::END => return None,
-            c => {
-                let (&len, body) = tail.split_first()?;
-                let body = body.get(..len as usize)?;
-                if c == sub::BOOT_MENU {
-                    let mut items = body;
-                    while let [a, b, l, more @ ..] = items {
-                        let t = u16::from_be_bytes([*a, *b]);
-                        if t != 0 {
-                            return Some(t);
-                        }
-                        items = more.get(*l as usize..)?;
-                    }
-                    return None;
-                }
-                rest = &tail[1 + len as usize..];
-            }
+    let (_, mut items) = sub_options(opt43).find(|(c, _)| *c == sub::BOOT_MENU)?;
+    // Each entry: type (2 bytes), description length (1), description.
+    while let [a, b, l, more @ ..] = items {
+        let t = u16::from_be_bytes([*a, *b]);
+        if t != 0 {
+            return Some(t);
         }
+        items = more.get(*l as usize..)?;
     }
     None
 }

@@ -301,7 +301,6 @@ fn hostile_frames_never_stop_the_server() {
     let (log, _) = start_pxe(&mut lan, "", &[]);
     lan.in_host("client", || {
         use pxe_sidecar::frame;
-        use pxe_sidecar::listen::{self, RawSocket};
         use pxe_sidecar::mac::Mac;
         use std::net::SocketAddrV4;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -309,8 +308,7 @@ fn hostile_frames_never_stop_the_server() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let iface = listen::lookup("eth0", Some(Ipv4Addr::UNSPECIFIED)).unwrap();
-            let sock = RawSocket::open(&iface).unwrap();
+            let sock = common::raw_eth0();
             let src = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68);
             let dst = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
             let mac = Mac([0x52, 0x54, 0, 0, 0, 0xee]);

@@ -174,3 +174,10 @@ pub fn discover_frame(c: &Client) -> Vec<u8> {
         &c.encode(),
     )
 }
+
+/// A raw packet socket on eth0 of the namespace this thread entered, for a
+/// client that has no address yet. Call it inside a tokio runtime.
+pub fn raw_eth0() -> pxe_sidecar::listen::RawSocket {
+    let iface = pxe_sidecar::listen::lookup("eth0", Some(Ipv4Addr::UNSPECIFIED)).unwrap();
+    pxe_sidecar::listen::RawSocket::open(&iface).unwrap()
+}

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use pxe_sidecar::frame::{self, Link};
-use pxe_sidecar::listen::{self, RawSocket};
 
 use super::{Client, decode};
 
@@ -59,8 +58,7 @@ pub fn discover_all(clients: &[Client], wait: Duration) -> Vec<Vec<Seen>> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let iface = listen::lookup("eth0", Some(Ipv4Addr::UNSPECIFIED)).unwrap();
-        let sock = RawSocket::open(&iface).unwrap();
+        let sock = super::raw_eth0();
         let start = Instant::now();
         for c in clients {
             sock.send(&super::discover_frame(c)).await.unwrap();
