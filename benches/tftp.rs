@@ -190,6 +190,7 @@ fn main() {
             &format!("--tftp-root={root_s}"),
             "--log-facility=-",
             "--tftp-max=100",
+            &format!("--pid-file={}", lan.path("dnsmasq.pid").display()),
         ],
     );
     wait_for_log(&log, "TFTP root is", Duration::from_secs(10));

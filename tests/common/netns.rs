@@ -327,6 +327,12 @@ pub fn start_dnsmasq(lan: &mut Lan, host: &str, extra: &[&str]) -> PathBuf {
         "--dhcp-leasefile={}",
         lan.path(&format!("{host}.leases")).display()
     );
+    // Its own pid file: the default /var/run/dnsmasq.pid collides between
+    // tests running at the same time ("failed to open pidfile: File exists").
+    let pid = format!(
+        "--pid-file={}",
+        lan.path(&format!("dnsmasq-{host}.pid")).display()
+    );
     let mut args = vec![
         "dnsmasq",
         "--keep-in-foreground",
@@ -336,6 +342,7 @@ pub fn start_dnsmasq(lan: &mut Lan, host: &str, extra: &[&str]) -> PathBuf {
         "--interface=eth0",
         "--log-facility=-",
         &leases,
+        &pid,
     ];
     args.extend_from_slice(extra);
     lan.spawn(host, &format!("dnsmasq-{host}"), &args)
