@@ -44,7 +44,7 @@ pub enum Refusal {
     Denied(&'static str),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Tree {
     /// Canonical root, or None when the directory does not exist.
     root: Option<PathBuf>,

@@ -2,7 +2,7 @@
 //! frames (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback) and building
 //! reply frames with correct IPv4 and UDP checksums (etherparse).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, PacketBuilder, TransportSlice};
 
@@ -123,18 +123,10 @@ pub fn build(
     out
 }
 
-/// Ethernet destination for an IPv4 destination on our link.
-pub fn dst_mac(ip: Ipv4Addr, unicast: Option<Mac>) -> Mac {
-    if ip.is_broadcast() {
-        Mac::BROADCAST
-    } else {
-        unicast.unwrap_or(Mac::BROADCAST)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn build_then_read_back() {

@@ -265,6 +265,16 @@ pub enum Dest {
 }
 
 impl Dest {
+    /// The Ethernet destination on our link; None for a relay, which is
+    /// reached through routing.
+    pub fn link_mac(self) -> Option<Mac> {
+        match self {
+            Dest::Broadcast => Some(Mac::BROADCAST),
+            Dest::Unicast(_, m) => Some(m),
+            Dest::Relay(_) => None,
+        }
+    }
+
     pub fn addr(self) -> SocketAddrV4 {
         match self {
             Dest::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, DHCP_CLIENT_PORT),

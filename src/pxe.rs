@@ -85,10 +85,6 @@ impl Arch {
         }
     }
 
-    pub fn is_http(self) -> bool {
-        matches!(self, Arch::HttpX86 | Arch::HttpX64 | Arch::HttpArm64)
-    }
-
     pub fn is_efi(self) -> bool {
         !matches!(self, Arch::Bios | Arch::Other(_))
     }

@@ -195,12 +195,12 @@ pub fn replay(
                     Ok(reply) => {
                         let src = SocketAddrV4::new(server, reply.src_port);
                         let dst = reply.dest.addr();
-                        let dst_mac = match reply.dest {
-                            proxy::Dest::Unicast(_, m) => m,
-                            // A relay's MAC is whatever sent us the request.
-                            proxy::Dest::Relay(_) => udp.src_mac.unwrap_or(Mac::BROADCAST),
-                            proxy::Dest::Broadcast => Mac::BROADCAST,
-                        };
+                        // A relay's MAC is whatever sent us the request.
+                        let dst_mac = reply
+                            .dest
+                            .link_mac()
+                            .or(udp.src_mac)
+                            .unwrap_or(Mac::BROADCAST);
                         let bytes = frame::build(server_mac, dst_mac, src, dst, &reply.payload);
                         let line = format!(
                             "{head} {what} -> {}",

@@ -134,7 +134,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let clients = Clients::default();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(sock) = tftp_socket {
-        let t = tree.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let t = tree.read().unwrap_or_else(|e| e.into_inner());
         if !t.root_exists() {
             warn!(
                 "TFTP root {} does not exist: serving only Debian's packaged loaders and the generated configs ({})",
@@ -148,6 +148,7 @@ pub async fn run(opts: Options) -> Result<()> {
             cfg.tftp.port,
             t.configured_root().display()
         );
+        drop(t);
         // The TFTP thread reports its end through a channel: waiting on it
         // never blocks shutdown (a blocking join would keep the runtime alive).
         let stopped = tftp::spawn(&cfg.tftp, sock, tree.clone(), clients.clone())?;
@@ -438,13 +439,9 @@ async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> R
                     .await
                     .map(|_| ()),
                 dest => {
-                    let dst_mac = match dest {
-                        Dest::Unicast(_, m) => m,
-                        _ => Mac::BROADCAST,
-                    };
                     let f = frame::build(
                         iface.mac,
-                        dst_mac,
+                        dest.link_mac().unwrap_or(Mac::BROADCAST),
                         SocketAddrV4::new(iface.ipv4, reply.src_port),
                         dest.addr(),
                         &reply.payload,

@@ -268,8 +268,8 @@ impl Handler for BootHandler {
     }
 }
 
-/// Binds the TFTP port now (so errors surface at start, before privileges
-/// are dropped) and returns a function that runs the server on its own thread.
+/// Binds the TFTP port now, so errors surface at start and before privileges
+/// are dropped; `spawn` then serves on it.
 pub fn bind(cfg: &Tftp, ip: Ipv4Addr) -> Result<UdpSocket, TftpError> {
     let addr = SocketAddr::from((ip, cfg.port));
     UdpSocket::bind(addr).map_err(|source| TftpError::Bind {
