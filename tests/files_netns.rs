@@ -141,16 +141,13 @@ fn real_clients_fetch_every_size_intact() {
         assert_eq!(sha(&out), want, "atftp {name}");
     }
     // The wiki's log lines: RRQ with options, then sent.
-    let text = std::fs::read_to_string(&s.log).unwrap();
-    assert!(
-        text.contains("RRQ from 10.77.0.9 b513 (tsize, blksize 1468, timeout 5)"),
-        "{text}"
-    );
-    assert!(
-        text.contains("RRQ from 10.77.0.9 b513 (blksize 1468, windowsize 16)"),
-        "{text}"
-    );
-    assert!(text.contains("sent b513 to 10.77.0.9: 513 bytes"), "{text}");
+    for needle in [
+        "RRQ from 10.77.0.9 b513 (tsize, blksize 1468, timeout 5)",
+        "RRQ from 10.77.0.9 b513 (blksize 1468, windowsize 16)",
+        "sent b513 to 10.77.0.9: 513 bytes",
+    ] {
+        wait_for_log(&s.log, needle, Duration::from_secs(2));
+    }
 }
 
 #[test]
@@ -246,7 +243,7 @@ fn secure_rules_hold_under_attack() {
     }
     let (reply, _) = raw_request(&s.lan, rrq("b511", &[])).unwrap();
     assert_eq!(&reply[..4], &[0, 3, 0, 1]);
-    let text = std::fs::read_to_string(&s.log).unwrap();
+    // Log lines are written by a writer thread, after the reply: wait for them.
     for needle in [
         "NAK File not found: nope.0",
         "NAK Access violation: ../etc/passwd",
@@ -254,7 +251,7 @@ fn secure_rules_hold_under_attack() {
         "refused: malformed request",
         "WRQ upload from 10.77.0.9 refused",
     ] {
-        assert!(text.contains(needle), "log lacks {needle:?}:\n{text}");
+        wait_for_log(&s.log, needle, Duration::from_secs(2));
     }
 }
 
@@ -631,14 +628,14 @@ fn http_serves_the_same_tree_read_only() {
     );
     assert!(h.starts_with("HTTP/1.1 405"), "{h}");
     assert!(!s.root.join("upload").exists());
-    let text = std::fs::read_to_string(&s.log).unwrap();
+    // Log lines are written by a writer thread, after the reply: wait for them.
     for needle in [
         "HTTP GET /rollover from 10.77.0.9: 200 (33554433 bytes)",
         "HTTP GET /b513 from 10.77.0.9: 206 (10 bytes, bytes=10-19)",
         "HTTP GET /nope from 10.77.0.9: 404 File not found",
         "403 Access violation: symlink leads outside the root",
     ] {
-        assert!(text.contains(needle), "log lacks {needle:?}:\n{text}");
+        wait_for_log(&s.log, needle, Duration::from_secs(2));
     }
 }
 
@@ -753,13 +750,14 @@ fn uploads_only_into_a_separate_dir_when_enabled() {
     // Uploads are not served back: the upload dir is not the root.
     let (r, _) = raw_request(&lan, rrq("report.txt", &[])).unwrap();
     assert_eq!(error_code(&r), Some(1));
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        text.contains("WRQ from 10.77.0.9 report.txt: writing"),
-        "{text}"
+    wait_for_log(
+        &log,
+        "WRQ from 10.77.0.9 report.txt: writing",
+        Duration::from_secs(2),
     );
-    assert!(
-        text.contains("NAK File already exists: WRQ report.txt"),
-        "{text}"
+    wait_for_log(
+        &log,
+        "NAK File already exists: WRQ report.txt",
+        Duration::from_secs(2),
     );
 }

@@ -212,14 +212,14 @@ fn pxe_clients_get_proxy_offer_and_4011_ack_per_arch() {
         assert_eq!(ack.file, file);
         assert_eq!(ack.src.port(), 4011);
     }
-    let text = std::fs::read_to_string(&log).unwrap();
+    // Log lines are written by a writer thread, after the reply: wait for them.
     for needle in [
         "DHCPDISCOVER from 52:54:00:00:00:02 to port 67 (PXEClient:Arch:00007:UNDI:003016, arch 7 EFI BC) via eth0",
         "proxy DHCPOFFER to 52:54:00:00:00:02 at 255.255.255.255:68: boot file syslinux.efi from 10.77.0.2",
         "DHCPREQUEST from 52:54:00:00:00:02 to port 4011",
         "DHCPACK to 52:54:00:00:00:02 at 10.77.0.150:4011",
     ] {
-        assert!(text.contains(needle), "log lacks {needle:?}:\n{text}");
+        wait_for_log(&log, needle, Duration::from_secs(2));
     }
 }
 
@@ -378,6 +378,7 @@ fn hostile_frames_never_stop_the_server() {
         got.iter().any(|s| s.is_proxy_offer()),
         "no answer after the hostile frames: {got:#?}"
     );
+    wait_for_log(&log, "flood", Duration::from_secs(2));
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("malformed"),
