@@ -155,6 +155,9 @@ pub struct RawClient {
     pub boot: Option<String>,
     #[serde(default)]
     pub ignore: bool,
+    /// Names the machine's NFS per-client area (instead of its MAC).
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,15 +222,142 @@ pub struct Pxelinux {
 pub struct Nfs {
     pub enabled: bool,
     pub root: PathBuf,
+    pub port: u16,
+    pub portmap: bool,
+    pub state_dir: PathBuf,
+    pub writable: Vec<String>,
+    pub allow: Vec<String>,
+    pub root_squash: Squash,
 }
 
 impl Default for Nfs {
     fn default() -> Self {
         Nfs {
-            enabled: false,
+            enabled: true,
             root: PathBuf::from("/srv/nfsroot"),
+            port: 2049,
+            portmap: true,
+            state_dir: PathBuf::from("/var/lib/pxe-sidecar"),
+            writable: vec!["/var".into(), "/home".into()],
+            allow: vec!["pxe".into()],
+            root_squash: Squash::All,
         }
     }
+}
+
+/// Whose root is mapped to nobody (`root_squash` in exports(5) terms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Squash {
+    /// Client root is nobody everywhere.
+    All,
+    /// Client root is root on the read-only tree, nobody where it can write.
+    Writable,
+    /// Client root is root everywhere (`no_root_squash`).
+    None,
+}
+
+/// Which clients may use the NFS door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NfsAllow {
+    /// Clients whose address we learned from their PXE/DHCP exchange with us.
+    Pxe,
+    /// An IPv4 subnet.
+    Net(Ipv4Addr, u8),
+}
+
+impl NfsAllow {
+    pub fn admits(&self, ip: Ipv4Addr, booted_via_us: bool) -> bool {
+        match *self {
+            NfsAllow::Pxe => booted_via_us,
+            NfsAllow::Net(net, len) => {
+                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                u32::from(ip) & mask == u32::from(net) & mask
+            }
+        }
+    }
+}
+
+/// Validated `[nfs]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NfsConfig {
+    pub enabled: bool,
+    pub root: PathBuf,
+    pub port: u16,
+    pub portmap: bool,
+    pub state_dir: PathBuf,
+    /// Writable subtrees, relative to `root` (e.g. "var").
+    pub writable: Vec<PathBuf>,
+    pub allow: Vec<NfsAllow>,
+    pub root_squash: Squash,
+    /// `[[clients]]` names for per-client areas, by MAC.
+    pub names: Vec<(Mac, String)>,
+}
+
+fn nfs_config(raw: Nfs, names: Vec<(Mac, String)>) -> Result<NfsConfig, ConfigError> {
+    if !raw.root.is_absolute() {
+        return Err(invalid(
+            "nfs.root",
+            raw.root.display().to_string(),
+            "must be an absolute path",
+        ));
+    }
+    if !raw.state_dir.is_absolute() || raw.state_dir.starts_with(&raw.root) {
+        return Err(invalid(
+            "nfs.state_dir",
+            raw.state_dir.display().to_string(),
+            "must be an absolute directory outside [nfs] root (per-client areas live there)",
+        ));
+    }
+    let writable = raw
+        .writable
+        .iter()
+        .map(|w| {
+            let rel = Path::new(w.trim_start_matches('/'));
+            let plain = rel
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !w.starts_with('/') || !plain || rel.as_os_str().is_empty() {
+                return Err(invalid(
+                    "nfs.writable",
+                    w,
+                    "each entry is an absolute path inside the client's tree, like \"/var\" (not \"/\", no \"..\")",
+                ));
+            }
+            Ok(rel.to_path_buf())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let allow = raw
+        .allow
+        .iter()
+        .map(|a| parse_nfs_allow(a).ok_or_else(|| {
+            invalid(
+                "nfs.allow",
+                a,
+                "each entry is \"pxe\" (clients that PXE-booted through us) or an IPv4 subnet like \"10.0.0.0/24\"",
+            )
+        }))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NfsConfig {
+        enabled: raw.enabled,
+        root: raw.root,
+        port: raw.port,
+        portmap: raw.portmap,
+        state_dir: raw.state_dir,
+        writable,
+        allow,
+        root_squash: raw.root_squash,
+        names,
+    })
+}
+
+fn parse_nfs_allow(s: &str) -> Option<NfsAllow> {
+    if s == "pxe" {
+        return Some(NfsAllow::Pxe);
+    }
+    let (ip, len) = s.split_once('/').unwrap_or((s, "32"));
+    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
+    Some(NfsAllow::Net(ip.parse().ok()?, len))
 }
 
 /// Validated configuration.
@@ -242,7 +372,7 @@ pub struct Config {
     pub tftp: Tftp,
     pub http: Http,
     pub pxelinux: Pxelinux,
-    pub nfs: Nfs,
+    pub nfs: NfsConfig,
 }
 
 /// What the proxy core reads: everything needed to decide, nothing about sockets.
@@ -453,6 +583,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
     let mut clients = Vec::new();
+    let mut names = Vec::new();
     for (i, c) in raw.clients.iter().enumerate() {
         let key = format!("clients[{i}]");
         let mac = c
@@ -469,9 +600,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             }
             (Some(f), false) => {
                 check_file_name(&format!("{key}.boot"), f)?;
-                ClientAction::Boot(f.clone())
+                Some(ClientAction::Boot(f.clone()))
             }
-            (None, true) => ClientAction::Ignore,
+            (None, true) => Some(ClientAction::Ignore),
+            // a rule may only name the machine (its NFS area)
+            (None, false) if c.name.is_some() => None,
             (None, false) => {
                 return Err(invalid(
                     key,
@@ -480,7 +613,33 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
                 ));
             }
         };
-        clients.push(ClientRule { mac, action });
+        if let Some(name) = &c.name {
+            let full: Mac = c.mac.parse().map_err(|e: String| {
+                invalid(
+                    format!("{key}.mac"),
+                    &c.mac,
+                    format!("a named client needs a full MAC: {e}"),
+                )
+            })?;
+            let ok = !name.is_empty()
+                && name.len() <= 63
+                && !name.starts_with('.')
+                && name != "myself"
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !ok {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    name,
+                    "1-63 letters, digits, '-', '_' or '.', not starting with '.', not \"myself\"",
+                ));
+            }
+            names.push((full, name.clone()));
+        }
+        if let Some(action) = action {
+            clients.push(ClientRule { mac, action });
+        }
     }
     if raw.tftp.port == 0 {
         return Err(invalid(
@@ -553,7 +712,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         tftp: raw.tftp,
         http: raw.http,
         pxelinux: raw.pxelinux,
-        nfs: raw.nfs,
+        nfs: nfs_config(raw.nfs, names)?,
     })
 }
 

@@ -10,6 +10,8 @@ pub mod fuzzing;
 pub mod http;
 pub mod listen;
 pub mod mac;
+pub mod nfs;
+pub mod portmap;
 pub mod probe;
 pub mod proxy;
 pub mod pxe;

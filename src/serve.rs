@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::bootp::Bootp;
 use crate::clients::Clients;
+use crate::nfs;
 use crate::config::{self, Config};
 use crate::files::Tree;
 use crate::frame::{self, Link};
@@ -123,7 +124,18 @@ pub async fn run(opts: Options) -> Result<()> {
         None
     };
     let tree = Arc::new(RwLock::new(Tree::new(&cfg)));
-    drop_privileges(&cfg)?;
+    let clients = Clients::default();
+    let nfs_stopped = nfs::start(&cfg.nfs, iface.ipv4, clients.clone())?;
+    if nfs_stopped.is_some() {
+        // the NFS door opens, creates and chowns files for every client with
+        // that client's permissions checked by us: it needs root's file powers
+        info!(
+            "staying root for the NFS door (user {:?} not applied; set [nfs] enabled = false to run unprivileged)",
+            cfg.user
+        );
+    } else {
+        drop_privileges(&cfg)?;
+    }
     info!(
         interface = %iface.name,
         ip = %iface.ipv4,
@@ -131,8 +143,16 @@ pub async fn run(opts: Options) -> Result<()> {
         "proxyDHCP listening on {} ({} {}): raw socket for UDP 67/68, UDP 4011",
         iface.name, iface.ipv4, iface.mac
     );
-    let clients = Clients::default();
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(stopped) = nfs_stopped {
+        tasks.spawn(async move {
+            match stopped.await {
+                Ok(Ok(())) => bail!("the NFS server stopped"),
+                Ok(Err(e)) => bail!(e),
+                Err(_) => bail!("the NFS server thread failed"),
+            }
+        });
+    }
     if let Some(sock) = tftp_socket {
         let t = tree.read().unwrap_or_else(|e| e.into_inner());
         if !t.root_exists() {
@@ -315,6 +335,9 @@ impl Server {
                 &req,
                 now,
             );
+            if decision.is_ok() {
+                self.clients.answered(req.mac);
+            }
             (req, decision)
         });
         Processed {

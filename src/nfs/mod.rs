@@ -1,0 +1,118 @@
+//! The NFS door: NFSv3 + MOUNT (nfs3_server, vendored) serving the client
+//! root tree of `[nfs]`, plus the portmapper on 111 that klibc's `nfsmount`
+//! asks first. It runs on its own small multi-threaded runtime so bulk reads
+//! never delay a DHCP answer.
+
+pub mod fs;
+pub mod perm;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow};
+use nfs3_server::tcp::{NFSTcp, NFSTcpListener};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::clients::Clients;
+use crate::config::NfsConfig;
+use crate::portmap;
+
+/// The file-handle generation, kept in the state dir so that handles stay
+/// valid across restarts (a client that mounted before keeps working). A
+/// new state dir starts a new generation: old handles then get ESTALE.
+pub fn generation(state_dir: &Path) -> Result<u64> {
+    let p = state_dir.join("nfs-generation");
+    if let Ok(text) = std::fs::read_to_string(&p)
+        && let Ok(g) = text.trim().parse()
+    {
+        return Ok(g);
+    }
+    std::fs::create_dir_all(state_dir).with_context(|| {
+        format!(
+            "creating [nfs] state_dir {} (set [nfs] state_dir to a writable directory)",
+            state_dir.display()
+        )
+    })?;
+    let g = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64);
+    std::fs::write(&p, format!("{g}\n"))
+        .with_context(|| format!("writing {} ([nfs] state_dir)", p.display()))?;
+    Ok(g)
+}
+
+/// Starts NFS (and the portmapper) on `ip`; `None` when `[nfs]` is off or
+/// its root does not exist yet (said in the log). The receiver reports the
+/// end of the server thread.
+pub fn start(
+    cfg: &NfsConfig,
+    ip: Ipv4Addr,
+    clients: Clients,
+) -> Result<Option<oneshot::Receiver<Result<()>>>> {
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    if !cfg.root.is_dir() {
+        warn!(
+            "NFS off: [nfs] root {} does not exist (debootstrap a tree there and run `pxe-sidecar rootfs prepare {}`, or set [nfs] enabled = false)",
+            cfg.root.display(),
+            cfg.root.display()
+        );
+        return Ok(None);
+    }
+    let generation = generation(&cfg.state_dir)?;
+    let fs = fs::RootFs::new(cfg, clients)
+        .with_context(|| format!("opening [nfs] root {}", cfg.root.display()))?;
+    let export = cfg.root.display().to_string();
+    let (port, with_portmap) = (cfg.port, cfg.portmap);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("nfs")
+        .enable_all()
+        .build()
+        .context("starting the NFS runtime")?;
+    // bind here, so that a busy port stops start-up with a clear error
+    let (listener, pmap) = runtime.block_on(async {
+        let addr = SocketAddr::from((ip, port));
+        let mut l = NFSTcpListener::bind_with_generation(&addr.to_string(), fs, generation)
+            .await
+            .with_context(|| {
+                format!("binding TCP {addr} for NFS: is another NFS server running (ss -tlpn 'sport = {port}')? Stop it, or set [nfs] port / enabled = false")
+            })?;
+        l.with_export_name(&export);
+        let pmap = if with_portmap {
+            Some(portmap::bind(ip, 111).await?)
+        } else {
+            None
+        };
+        Ok::<_, anyhow::Error>((l, pmap))
+    })?;
+    info!(
+        "NFS listening on {ip}:{port} (TCP, NFSv3 + MOUNT; export {export}){}",
+        if pmap.is_some() {
+            ", portmapper on 111 (UDP+TCP)"
+        } else {
+            ""
+        }
+    );
+    let (done, stopped) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("nfs".into())
+        .spawn(move || {
+            let result = runtime.block_on(async move {
+                if let Some((udp, tcp)) = pmap {
+                    tokio::spawn(portmap::serve(
+                        portmap::Map { nfs_port: port },
+                        udp,
+                        tcp,
+                    ));
+                }
+                listener.handle_forever().await
+            });
+            let _ = done.send(result.map_err(|e| anyhow!("NFS server: {e}")));
+        })
+        .context("starting the NFS thread")?;
+    Ok(Some(stopped))
+}
