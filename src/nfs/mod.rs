@@ -67,41 +67,49 @@ pub fn start(
         .with_context(|| format!("opening [nfs] root {}", cfg.root.display()))?;
     let export = cfg.root.display().to_string();
     let (port, with_portmap) = (cfg.port, cfg.portmap);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("nfs")
-        .enable_all()
-        .build()
-        .context("starting the NFS runtime")?;
-    // bind here, so that a busy port stops start-up with a clear error
-    let (listener, pmap) = runtime.block_on(async {
-        let addr = SocketAddr::from((ip, port));
-        let mut l = NFSTcpListener::bind_with_generation(&addr.to_string(), fs, generation)
-            .await
-            .with_context(|| {
-                format!("binding TCP {addr} for NFS: is another NFS server running (ss -tlpn 'sport = {port}')? Stop it, or set [nfs] port / enabled = false")
-            })?;
-        l.with_export_name(&export);
-        let pmap = if with_portmap {
-            Some(portmap::bind(ip, 111).await?)
-        } else {
-            None
-        };
-        Ok::<_, anyhow::Error>((l, pmap))
-    })?;
-    info!(
-        "NFS listening on {ip}:{port} (TCP, NFSv3 + MOUNT; export {export}){}",
-        if pmap.is_some() {
-            ", portmapper on 111 (UDP+TCP)"
-        } else {
-            ""
-        }
-    );
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
     let (done, stopped) = oneshot::channel();
     std::thread::Builder::new()
         .name("nfs".into())
         .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("nfs")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = bound_tx.send(Err(anyhow!("starting the NFS runtime: {e}")));
+                    return;
+                }
+            };
             let result = runtime.block_on(async move {
+                // bind first, so that a busy port stops start-up with a clear error
+                let bound = async {
+                    let addr = SocketAddr::from((ip, port));
+                    let mut l = NFSTcpListener::bind_with_generation(&addr.to_string(), fs, generation)
+                        .await
+                        .with_context(|| {
+                            format!("binding TCP {addr} for NFS: is another NFS server running (ss -tlpn 'sport = {port}')? Stop it, or set [nfs] port / enabled = false")
+                        })?;
+                    l.with_export_name(&export);
+                    let pmap = if with_portmap {
+                        Some(portmap::bind(ip, 111).await?)
+                    } else {
+                        None
+                    };
+                    Ok::<_, anyhow::Error>((l, pmap))
+                }
+                .await;
+                let (listener, pmap) = match bound {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = bound_tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                let _ = bound_tx.send(Ok(pmap.is_some()));
                 if let Some((udp, tcp)) = pmap {
                     tokio::spawn(portmap::serve(
                         portmap::Map { nfs_port: port },
@@ -114,5 +122,17 @@ pub fn start(
             let _ = done.send(result.map_err(|e| anyhow!("NFS server: {e}")));
         })
         .context("starting the NFS thread")?;
+    let with_pmap = bound_rx
+        .recv()
+        .map_err(|_| anyhow!("the NFS thread ended while binding"))??;
+    info!(
+        "NFS listening on {ip}:{port} (TCP, NFSv3 + MOUNT; export {}){}",
+        cfg.root.display(),
+        if with_pmap {
+            ", portmapper on 111 (UDP+TCP)"
+        } else {
+            ""
+        }
+    );
     Ok(Some(stopped))
 }
