@@ -65,11 +65,15 @@ pub fn run(file: Option<&Path>, overrides: &[(&str, String)]) -> Vec<Step> {
             return steps;
         }
     };
+    let mut server = cfg.server_ip;
     match serve::resolve_interface(&cfg) {
-        Ok(i) => steps.push(pass(
-            "interface",
-            format!("{} is up: {} {}", i.name, i.ipv4, i.mac),
-        )),
+        Ok(i) => {
+            server = server.or(Some(i.ipv4));
+            steps.push(pass(
+                "interface",
+                format!("{} is up: {} {}", i.name, i.ipv4, i.mac),
+            ))
+        }
         Err(e) => steps.push(fail(
             "interface",
             e.to_string(),
@@ -78,11 +82,48 @@ pub fn run(file: Option<&Path>, overrides: &[(&str, String)]) -> Vec<Step> {
     }
     steps.push(privileges(&cfg));
     steps.extend(ports(&cfg));
-    let tree = Tree::new(&cfg);
+    let tree = Tree::new(&cfg, server);
     steps.extend(boot_files(&cfg, &tree));
     steps.extend(pxelinux_config(&tree));
+    steps.extend(nfs_root(&cfg, server));
     steps.extend(firewall());
     steps
+}
+
+/// The NFS root tree, checked with `rootfs check`'s rules.
+fn nfs_root(cfg: &Config, server: Option<std::net::Ipv4Addr>) -> Vec<Step> {
+    if !cfg.nfs.enabled {
+        return vec![];
+    }
+    if !cfg.nfs.root.is_dir() {
+        return vec![fail(
+            "NFS root",
+            format!("{} does not exist: NFS stays off", cfg.nfs.root.display()),
+            format!(
+                "debootstrap --include=linux-image-amd64,systemd-sysv bookworm {0}; pxe-sidecar rootfs prepare {0} (or set [nfs] enabled = false)",
+                cfg.nfs.root.display()
+            ),
+        )];
+    }
+    let export = crate::rootfs::Export {
+        server: server.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        path: cfg.nfs.root.clone(),
+    };
+    crate::rootfs::check(&cfg.nfs.root, &export)
+        .into_iter()
+        .map(|f| {
+            let step = format!("NFS root: {}", f.step);
+            if f.ok {
+                pass(&step, f.detail)
+            } else {
+                fail(
+                    &step,
+                    f.detail,
+                    format!("pxe-sidecar rootfs check {}", cfg.nfs.root.display()),
+                )
+            }
+        })
+        .collect()
 }
 
 /// Effective capabilities of this process (CapEff in /proc/self/status).
@@ -224,13 +265,30 @@ fn ports(cfg: &Config) -> Vec<Step> {
             None => pass(&format!("port {p} (HTTP)"), "free"),
         });
     }
-    for (p, what) in [(111, "portmapper"), (2049, "NFS")] {
-        if let Some(who) = held(&udp, p).or_else(|| held(&tcp, p)) {
-            steps.push(pass(
+    let nfs_on = cfg.nfs.enabled && cfg.nfs.root.is_dir();
+    let mut nfs_ports = vec![(cfg.nfs.port, "NFS")];
+    if cfg.nfs.portmap {
+        nfs_ports.push((111, "portmapper"));
+    }
+    for (p, what) in nfs_ports {
+        let who = held(&tcp, p).or_else(|| held(&udp, p));
+        steps.push(match (who, nfs_on) {
+            (Some(who), true) => fail(
                 &format!("port {p} ({what})"),
-                format!("held by {who} (pxe-sidecar does not serve {what} yet)"),
-            ));
-        }
+                format!("held by {who}"),
+                if what == "NFS" {
+                    "stop the other NFS server (nfs-kernel-server, ganesha) or set [nfs] port".to_string()
+                } else {
+                    "stop rpcbind (systemctl stop rpcbind.socket rpcbind), or set [nfs] portmap = false and boot with nfsroot=…,port=2049,mountport=2049".to_string()
+                },
+            ),
+            (None, true) => pass(&format!("port {p} ({what})"), "free"),
+            (Some(who), false) => pass(
+                &format!("port {p} ({what})"),
+                format!("held by {who} ([nfs] is off here)"),
+            ),
+            (None, false) => continue,
+        });
     }
     steps
 }

@@ -16,5 +16,6 @@ pub mod probe;
 pub mod proxy;
 pub mod pxe;
 pub mod replay;
+pub mod rootfs;
 pub mod serve;
 pub mod tftp;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use pxe_sidecar::config::{self, Config, LogFormat};
-use pxe_sidecar::{check, probe, replay, serve};
+use pxe_sidecar::{check, probe, replay, rootfs, serve};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +62,11 @@ enum Cmd {
         #[arg(long, default_value_t = 4)]
         wait: u64,
     },
+    /// Check or prepare a client root tree for a read-only NFS root.
+    Rootfs {
+        #[command(subcommand)]
+        action: RootfsCmd,
+    },
     /// Feed a capture (pcap or pcapng) through the proxy core and print each decision.
     Replay {
         /// The capture to read.
@@ -73,6 +78,55 @@ enum Cmd {
         #[arg(long)]
         server_ip: Option<std::net::Ipv4Addr>,
     },
+}
+
+#[derive(Subcommand)]
+enum RootfsCmd {
+    /// Say what the tree lacks for a read-only NFS root (exit 1 if anything).
+    Check {
+        /// The client tree (e.g. a debootstrap in /srv/nfsroot).
+        dir: PathBuf,
+        /// Our address as clients mount it (default: server_ip, else the interface's).
+        #[arg(long)]
+        server: Option<std::net::Ipv4Addr>,
+    },
+    /// Apply the read-only root recipe to the tree (idempotent).
+    Prepare {
+        dir: PathBuf,
+        #[arg(long)]
+        server: Option<std::net::Ipv4Addr>,
+        /// Print the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// The export a tree is served as: our address and the tree's path.
+fn export_for(
+    cli: &Cli,
+    dir: &std::path::Path,
+    server: Option<std::net::Ipv4Addr>,
+) -> Result<rootfs::Export> {
+    let cfg = load(cli, &[])?;
+    let server = match server.or(cfg.server_ip) {
+        Some(ip) => ip,
+        None => {
+            serve::resolve_interface(&cfg)
+                .context("finding our address for the fstab and kernel line (give --server IP)")?
+                .ipv4
+        }
+    };
+    let path = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let configured = std::fs::canonicalize(&cfg.nfs.root).unwrap_or(cfg.nfs.root.clone());
+    if path != configured {
+        println!(
+            "note: {} is not [nfs] root ({}); set [nfs] root = \"{}\" to serve it",
+            path.display(),
+            cfg.nfs.root.display(),
+            path.display()
+        );
+    }
+    Ok(rootfs::Export { server, path })
 }
 
 fn load(cli: &Cli, overrides: &[(&str, String)]) -> Result<Config> {
@@ -179,6 +233,46 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Rootfs { action } => match action {
+            RootfsCmd::Check { dir, server } => {
+                let export = export_for(&cli, dir, *server)?;
+                let findings = rootfs::check(dir, &export);
+                for f in &findings {
+                    println!("{} {}: {}", if f.ok { "✓" } else { "✗" }, f.step, f.detail);
+                }
+                print!("{}", rootfs::boot_advice(dir, &export));
+                if findings.iter().any(|f| !f.ok) {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
+            RootfsCmd::Prepare {
+                dir,
+                server,
+                dry_run,
+            } => {
+                anyhow::ensure!(
+                    dir.is_dir(),
+                    "{} does not exist: debootstrap a Debian there first (debootstrap --include=linux-image-amd64,systemd-sysv bookworm {})",
+                    dir.display(),
+                    dir.display()
+                );
+                let export = export_for(&cli, dir, *server)?;
+                let changes = rootfs::plan(dir, &export)
+                    .with_context(|| format!("reading {}", dir.display()))?;
+                if changes.is_empty() {
+                    println!("{}: nothing to change", dir.display());
+                }
+                for c in &changes {
+                    println!("{} {c}", if *dry_run { "would" } else { "+" });
+                }
+                if !*dry_run {
+                    rootfs::apply(dir, &changes)?;
+                }
+                print!("{}", rootfs::boot_advice(dir, &export));
+                Ok(())
+            }
+        },
         Cmd::Replay {
             input,
             write,

@@ -14,12 +14,12 @@ use tracing::{debug, error, info, warn};
 
 use crate::bootp::Bootp;
 use crate::clients::Clients;
-use crate::nfs;
 use crate::config::{self, Config};
 use crate::files::Tree;
 use crate::frame::{self, Link};
 use crate::listen::{self, Interface, RawSocket};
 use crate::mac::Mac;
+use crate::nfs;
 use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, Dest, Ignore, Meta, PXE_PORT, Proxy};
 use crate::{http, tftp};
 
@@ -123,7 +123,7 @@ pub async fn run(opts: Options) -> Result<()> {
     } else {
         None
     };
-    let tree = Arc::new(RwLock::new(Tree::new(&cfg)));
+    let tree = Arc::new(RwLock::new(Tree::new(&cfg, Some(iface.ipv4))));
     let clients = Clients::default();
     let nfs_stopped = nfs::start(&cfg.nfs, iface.ipv4, clients.clone())?;
     if nfs_stopped.is_some() {
@@ -249,7 +249,8 @@ fn reload(server: &Server, opts: &Options) {
                     "SIGHUP: [tftp]/[http] sockets and limits change on restart; the file tree is reloaded now"
                 );
             }
-            *server.tree.write().unwrap_or_else(|e| e.into_inner()) = Tree::new(&new);
+            *server.tree.write().unwrap_or_else(|e| e.into_inner()) =
+                Tree::new(&new, Some(live.iface.ipv4));
             live.cfg = new;
             info!("SIGHUP: configuration reloaded");
         }

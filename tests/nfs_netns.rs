@@ -161,9 +161,7 @@ async fn lookup(c: &mut Conn, path: &str) -> Result<nfs_fh3, nfsstat3> {
 
 async fn getattr(c: &mut Conn, fh: &nfs_fh3) -> Result<fattr3, nfsstat3> {
     match c
-        .getattr(&GETATTR3args {
-            object: fh.clone(),
-        })
+        .getattr(&GETATTR3args { object: fh.clone() })
         .await
         .unwrap()
     {
@@ -264,7 +262,10 @@ async fn readdirplus_all(c: &mut Conn, dir: &nfs_fh3) -> Vec<String> {
 }
 
 fn sha_of(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -277,12 +278,15 @@ fn libnfs_clients_list_read_and_see_true_modes() {
     let export = s.root.display().to_string();
 
     // 5,000 entries through libnfs (READDIRPLUS), found via the portmapper
-    let out = s.lan.exec(
-        "alice",
-        &["nfs-ls", &format!("nfs://{SRV}{export}/many")],
-    );
+    let out = s
+        .lan
+        .exec("alice", &["nfs-ls", &format!("nfs://{SRV}{export}/many")]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "nfs-ls: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nfs-ls: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let names: Vec<&str> = text
         .lines()
         .filter_map(|l| l.split_whitespace().last())
@@ -291,7 +295,9 @@ fn libnfs_clients_list_read_and_see_true_modes() {
     assert_eq!(names.len(), MANY, "nfs-ls listed {} entries", names.len());
 
     // modes, setuid bits and device nodes as they are on disk
-    let out = s.lan.exec("alice", &["nfs-ls", &format!("nfs://{SRV}{export}/dev")]);
+    let out = s
+        .lan
+        .exec("alice", &["nfs-ls", &format!("nfs://{SRV}{export}/dev")]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let line = |name: &str| {
         text.lines()
@@ -304,12 +310,15 @@ fn libnfs_clients_list_read_and_see_true_modes() {
     // (nfs-ls prints no type letter for a FIFO; the typed check is in
     // readdir_permissions_read_only_root_and_bad_handles)
     assert!(line("initctl").contains("rw-r--r--"), "{text}");
-    let out = s.lan.exec("alice", &["nfs-ls", &format!("nfs://{SRV}{export}/bin")]);
+    let out = s
+        .lan
+        .exec("alice", &["nfs-ls", &format!("nfs://{SRV}{export}/bin")]);
     let text = String::from_utf8_lossy(&out.stdout);
     // nfs-ls prints only the rwx bits; the setuid bit itself is checked
     // through GETATTR in readdir_permissions_read_only_root_and_bad_handles
     assert!(
-        text.lines().any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with(" su")),
+        text.lines()
+            .any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with(" su")),
         "{text}"
     );
 
@@ -323,7 +332,11 @@ fn libnfs_clients_list_read_and_see_true_modes() {
             &dst.display().to_string(),
         ],
     );
-    assert!(out.status.success(), "nfs-cp: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nfs-cp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         sha_of(&std::fs::read(&dst).unwrap()),
         sha_of(&std::fs::read(s.root.join("big")).unwrap())
@@ -349,7 +362,11 @@ fn readdir_permissions_read_only_root_and_bad_handles() {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), MANY, "READDIR repeated entries");
-        assert_eq!(readdirplus_all(&mut c, &many).await.len(), MANY, "READDIRPLUS");
+        assert_eq!(
+            readdirplus_all(&mut c, &many).await.len(),
+            MANY,
+            "READDIRPLUS"
+        );
 
         // a user cannot read /etc/shadow; can read /etc/hostname
         let shadow = lookup(&mut c, "etc/shadow").await.unwrap();
@@ -374,7 +391,11 @@ fn readdir_permissions_read_only_root_and_bad_handles() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(a.access, ACCESS3_READ | ACCESS3_EXECUTE, "init must stay executable");
+        assert_eq!(
+            a.access,
+            ACCESS3_READ | ACCESS3_EXECUTE,
+            "init must stay executable"
+        );
 
         // device numbers and types as on disk
         for (path, t, rdev) in [
@@ -392,16 +413,29 @@ fn readdir_permissions_read_only_root_and_bad_handles() {
 
         // the shared tree is read-only, even for writes a mode would allow
         let root = c.root_nfs_fh3();
-        assert_eq!(create(&mut c, &root, "x").await, Err(nfsstat3::NFS3ERR_ROFS));
-        assert_eq!(write(&mut c, &hostname, b"x").await, Err(nfsstat3::NFS3ERR_ROFS));
+        assert_eq!(
+            create(&mut c, &root, "x").await,
+            Err(nfsstat3::NFS3ERR_ROFS)
+        );
+        assert_eq!(
+            write(&mut c, &hostname, b"x").await,
+            Err(nfsstat3::NFS3ERR_ROFS)
+        );
         // /home is writable: the user writes its own home, not others'
         let home = lookup(&mut c, "home/user").await.unwrap();
         let f = create(&mut c, &home, "notes").await.unwrap();
         write(&mut c, &f, b"mine").await.unwrap();
         let homes = lookup(&mut c, "home").await.unwrap();
-        assert_eq!(create(&mut c, &homes, "evil").await, Err(nfsstat3::NFS3ERR_ACCES));
+        assert_eq!(
+            create(&mut c, &homes, "evil").await,
+            Err(nfsstat3::NFS3ERR_ACCES)
+        );
         let attr = getattr(&mut c, &f).await.unwrap();
-        assert_eq!((attr.uid, attr.gid), (1000, 1000), "created with the caller's ids");
+        assert_eq!(
+            (attr.uid, attr.gid),
+            (1000, 1000),
+            "created with the caller's ids"
+        );
 
         // `..` at the export root stays at the root
         let up = lookup(&mut c, "..").await.unwrap();
@@ -422,13 +456,19 @@ fn readdir_permissions_read_only_root_and_bad_handles() {
         let short = nfs_fh3 {
             data: Opaque::owned(shadow.data[..10].to_vec()),
         };
-        assert_eq!(getattr(&mut c, &short).await.err(), Some(nfsstat3::NFS3ERR_BADHANDLE));
+        assert_eq!(
+            getattr(&mut c, &short).await.err(),
+            Some(nfsstat3::NFS3ERR_BADHANDLE)
+        );
         let mut old = shadow.data.to_vec();
         old[..8].copy_from_slice(&1u64.to_le_bytes());
         let old = nfs_fh3 {
             data: Opaque::owned(old),
         };
-        assert_eq!(getattr(&mut c, &old).await.err(), Some(nfsstat3::NFS3ERR_STALE));
+        assert_eq!(
+            getattr(&mut c, &old).await.err(),
+            Some(nfsstat3::NFS3ERR_STALE)
+        );
     });
     assert_eq!(
         std::fs::read(s.root.join("home/user/notes")).unwrap(),
@@ -482,15 +522,17 @@ fn each_client_sees_only_its_own_area() {
         // /etc/adjtime -> /var/myself/adjtime -> clients/myself/adjtime
         let link = lookup(&mut c, "etc/adjtime").await.unwrap();
         let target = c
-            .readlink(&READLINK3args {
-                symlink: link,
-            })
+            .readlink(&READLINK3args { symlink: link })
             .await
             .unwrap()
             .unwrap();
         assert_eq!(&target.data.0[..], b"/var/myself/adjtime");
         let adj = lookup(&mut c, "var/clients/myself/adjtime").await.unwrap();
-        assert_eq!(read(&mut c, &adj).await.unwrap(), b"0.0 0 0\n", "seeded from the template");
+        assert_eq!(
+            read(&mut c, &adj).await.unwrap(),
+            b"0.0 0 0\n",
+            "seeded from the template"
+        );
         write(&mut c, &adj, b"alice's clock").await.unwrap();
         let clients = lookup(&mut c, "var/clients").await.unwrap();
         assert_eq!(readdir_all(&mut c, &clients).await, vec!["myself"]);
@@ -515,13 +557,23 @@ fn each_client_sees_only_its_own_area() {
         // var/myself is a symlink: the client resolves it; do it by hand
         assert!(adj.is_err());
         let adj = lookup(&mut c, "var/clients/myself/adjtime").await.unwrap();
-        assert_eq!(read(&mut c, &adj).await.unwrap(), b"0.0 0 0\n", "bob sees alice's file");
+        assert_eq!(
+            read(&mut c, &adj).await.unwrap(),
+            b"0.0 0 0\n",
+            "bob sees alice's file"
+        );
         // alice's area handle, replayed by bob
         let stolen = nfs_fh3 {
             data: Opaque::owned(alice_area),
         };
-        assert_eq!(getattr(&mut c, &stolen).await.err(), Some(nfsstat3::NFS3ERR_ACCES));
-        assert_eq!(create(&mut c, &stolen, "x").await, Err(nfsstat3::NFS3ERR_ACCES));
+        assert_eq!(
+            getattr(&mut c, &stolen).await.err(),
+            Some(nfsstat3::NFS3ERR_ACCES)
+        );
+        assert_eq!(
+            create(&mut c, &stolen, "x").await,
+            Err(nfsstat3::NFS3ERR_ACCES)
+        );
     });
     let areas = s.state.join("clients");
     assert_eq!(
@@ -604,8 +656,8 @@ fn hostile_rpc_records_do_not_hurt_the_server() {
         let mut c = mount(&e, 1000, 1000).await;
         lookup(&mut c, "etc/hostname").await.unwrap();
     });
-    let status = std::fs::read_to_string(format!("/proc/{}/status", s.lan.pid("pxe-sidecar")))
-        .unwrap();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", s.lan.pid("pxe-sidecar"))).unwrap();
     let rss: u64 = status
         .lines()
         .find(|l| l.starts_with("VmHWM:"))

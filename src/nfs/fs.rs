@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use nfs3_server::caller;
 use nfs3_server::nfs3_types::nfs3::{
-    Nfs3Option, createverf3, fattr3, filename3, ftype3, nfspath3, nfsstat3, nfstime3, sattr3, set_atime,
-    set_mtime, specdata3, stable_how,
+    Nfs3Option, createverf3, fattr3, filename3, ftype3, nfspath3, nfsstat3, nfstime3, sattr3,
+    set_atime, set_mtime, specdata3, stable_how,
 };
 use nfs3_server::nfs3_types::rpc::auth_unix;
 use nfs3_server::nfs3_types::xdr_codec::{Pack, Unpack};
@@ -983,7 +983,11 @@ impl NfsFileSystem for RootFs {
         fs::create_dir(&p).map_err(io_status)?;
         self.adopt(&p, &dm, &cred)?;
         // a setgid parent passes setgid on to new directories
-        let mode = if dm.mode() & 0o2000 != 0 { 0o2755 } else { 0o755 };
+        let mode = if dm.mode() & 0o2000 != 0 {
+            0o2755
+        } else {
+            0o755
+        };
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_status)?;
         self.entry_at(p)
     }
@@ -1078,8 +1082,6 @@ impl NfsFileSystem for RootFs {
         if !m.is_file() {
             return Ok(());
         }
-        File::open(&p)
-            .and_then(|f| f.sync_all())
-            .map_err(io_status)
+        File::open(&p).and_then(|f| f.sync_all()).map_err(io_status)
     }
 }

@@ -224,6 +224,9 @@ mod tests {
             access3(init, &user(0, 0), false, all),
             ACCESS3_READ | ACCESS3_EXECUTE
         );
-        assert_eq!(access3(init, &user(0, 0), false, ACCESS3_READ), ACCESS3_READ);
+        assert_eq!(
+            access3(init, &user(0, 0), false, ACCESS3_READ),
+            ACCESS3_READ
+        );
     }
 }
