@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use nfs3_server::caller;
@@ -41,6 +41,8 @@ pub const MYSELF: &str = "myself";
 pub const CLIENTS_DIR: &str = "var/clients";
 /// Seed for new per-client areas (hidden from clients), see `rootfs prepare`.
 pub const TEMPLATE: &str = "var/clients/template";
+/// Files kept open between READs.
+const OPEN_FILES: usize = 64;
 /// Largest READ answered (the advertised rtmax).
 const MAX_READ: u32 = 1024 * 1024;
 
@@ -78,12 +80,22 @@ enum Place {
     Area(String),
 }
 
+/// What the index knows of a handle: its path, and its attributes as last
+/// seen (trusted for [`ATTR_TTL`]; our own changes drop them at once).
+#[derive(Debug, Clone)]
+struct Node {
+    path: PathBuf,
+    seen: Option<(Metadata, Instant)>,
+}
+
+/// How long attributes seen on disk are served without a new stat: changes
+/// made by other programs on the server show within this time.
+const ATTR_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Who is calling, resolved once per operation.
 struct Who {
     ip: Option<Ipv4Addr>,
     auth: Option<Cred>,
-    /// The id of the caller's per-client area.
-    area: String,
 }
 
 pub struct RootFs {
@@ -98,9 +110,10 @@ pub struct RootFs {
     clients: Clients,
     root_fh: Fh,
     root_dev: u64,
-    index: RwLock<HashMap<Fh, PathBuf>>,
+    index: RwLock<HashMap<Fh, Node>>,
     rescan: Mutex<()>,
     refused: Mutex<HashMap<IpAddr, Instant>>,
+    open_files: Mutex<HashMap<Fh, (Arc<File>, Instant)>>,
 }
 
 /// Maps an I/O error to the NFS status a client understands.
@@ -133,6 +146,19 @@ fn opt<T: Copy + Pack + Unpack>(o: &Nfs3Option<T>) -> Option<T> {
     match o {
         Nfs3Option::Some(v) => Some(*v),
         Nfs3Option::None => None,
+    }
+}
+
+/// What follows `base/` in `p` (empty for `base` itself), compared as bytes:
+/// every path here is absolute and built by joining names, so this equals
+/// `Path::starts_with` at a fraction of the cost (it runs on every call).
+fn under<'a>(p: &'a Path, base: &Path) -> Option<&'a [u8]> {
+    let (p, b) = (p.as_os_str().as_bytes(), base.as_os_str().as_bytes());
+    let rest = p.strip_prefix(b)?;
+    match rest.first() {
+        None => Some(rest),
+        Some(b'/') => Some(&rest[1..]),
+        Some(_) => None,
     }
 }
 
@@ -279,9 +305,16 @@ impl RootFs {
             clients,
             root_fh: Fh::of(&meta),
             root_dev: meta.dev(),
-            index: RwLock::new(HashMap::from([(Fh::of(&meta), root.clone())])),
+            index: RwLock::new(HashMap::from([(
+                Fh::of(&meta),
+                Node {
+                    path: root.clone(),
+                    seen: None,
+                },
+            )])),
             rescan: Mutex::new(()),
             refused: Mutex::new(HashMap::new()),
+            open_files: Mutex::new(HashMap::new()),
             areas,
             root,
         };
@@ -304,11 +337,13 @@ impl RootFs {
             gid: a.gid,
             gids: a.gids.into_iter().take(16).collect(),
         });
-        Who {
-            area: ip.map_or_else(|| "unknown".into(), |ip| self.area_id(ip)),
-            ip,
-            auth,
-        }
+        Who { ip, auth }
+    }
+
+    /// The id of the caller's per-client area.
+    fn area_of(&self, who: &Who) -> String {
+        who.ip
+            .map_or_else(|| "unknown".into(), |ip| self.area_id(ip))
     }
 
     /// The area id of a client: its `[[clients]] name`, else its MAC
@@ -348,16 +383,13 @@ impl RootFs {
     }
 
     fn place(&self, p: &Path) -> Place {
-        if let Ok(rest) = p.strip_prefix(&self.areas) {
-            let id = rest
-                .components()
-                .next()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .unwrap_or_default();
-            return Place::Area(id);
+        if let Some(rest) = under(p, &self.areas) {
+            let id = rest.split(|&b| b == b'/').next().unwrap_or_default();
+            return Place::Area(String::from_utf8_lossy(id).into_owned());
         }
-        let under_clients = p.starts_with(&self.clients_dir);
-        Place::Tree(!under_clients && self.writable.iter().any(|w| p.starts_with(w)))
+        let writable = under(p, &self.clients_dir).is_none()
+            && self.writable.iter().any(|w| under(p, w).is_some());
+        Place::Tree(writable)
     }
 
     /// The credential that applies at `place`.
@@ -373,14 +405,28 @@ impl RootFs {
         if squash { c.squashed() } else { c.clone() }
     }
 
-    fn remember(&self, fh: Fh, p: PathBuf) {
+    fn remember(&self, fh: Fh, path: PathBuf, m: &Metadata) {
+        let node = Node {
+            path,
+            seen: Some((m.clone(), Instant::now())),
+        };
         self.index
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(fh, p);
+            .insert(fh, node);
     }
 
-    fn lookup_index(&self, fh: &Fh) -> Option<PathBuf> {
+    /// Drops the remembered attributes of objects we just changed.
+    fn stale(&self, fhs: &[&Fh]) {
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        for fh in fhs {
+            if let Some(n) = index.get_mut(*fh) {
+                n.seen = None;
+            }
+        }
+    }
+
+    fn lookup_index(&self, fh: &Fh) -> Option<Node> {
         self.index
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -403,11 +449,18 @@ impl RootFs {
                 if m.is_dir() {
                     stack.push(p.clone());
                 }
-                found.insert(Fh::of(&m), p);
+                found.insert(
+                    Fh::of(&m),
+                    Node {
+                        path: p,
+                        seen: None,
+                    },
+                );
             }
         }
         if let Ok(m) = fs::metadata(&self.root) {
-            found.insert(Fh::of(&m), self.root.clone());
+            let path = self.root.clone();
+            found.insert(Fh::of(&m), Node { path, seen: None });
         }
         let n = found.len();
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = found;
@@ -419,32 +472,37 @@ impl RootFs {
 
     /// The path and attributes a handle names, checked against the caller.
     fn resolve(&self, fh: &Fh, who: &Who) -> Result<(PathBuf, Metadata), nfsstat3> {
-        let current = |p: &PathBuf| {
-            fs::symlink_metadata(p)
+        let current = |n: Node| {
+            if let Some((m, at)) = n.seen
+                && at.elapsed() < ATTR_TTL
+            {
+                return Some((n.path, m));
+            }
+            let m = fs::symlink_metadata(&n.path)
                 .ok()
-                .filter(|m| Fh::of(m) == *fh)
-                .map(|m| (p.clone(), m))
+                .filter(|m| Fh::of(m) == *fh)?;
+            self.remember(*fh, n.path.clone(), &m);
+            Some((n.path, m))
         };
-        let found = match self.lookup_index(fh).as_ref().and_then(current) {
+        let found = match self.lookup_index(fh).and_then(current) {
             Some(hit) => hit,
             None => {
                 self.rebuild_index();
                 self.lookup_index(fh)
-                    .as_ref()
                     .and_then(current)
                     .ok_or(nfsstat3::NFS3ERR_STALE)?
             }
         };
-        if let Place::Area(id) = self.place(&found.0)
-            && id != who.area
-        {
-            warn!(
-                ip = ?who.ip,
-                "NFS refused {:?}: handle of client area {id:?}, caller's area is {:?}",
-                who.ip,
-                who.area
-            );
-            return Err(nfsstat3::NFS3ERR_ACCES);
+        if let Place::Area(id) = self.place(&found.0) {
+            let mine = self.area_of(who);
+            if id != mine {
+                warn!(
+                    ip = ?who.ip,
+                    "NFS refused {:?}: handle of client area {id:?}, caller's area is {mine:?}",
+                    who.ip,
+                );
+                return Err(nfsstat3::NFS3ERR_ACCES);
+            }
         }
         Ok(found)
     }
@@ -458,11 +516,12 @@ impl RootFs {
 
     /// The caller's own area, created (from the template) on first use.
     fn my_area(&self, who: &Who) -> Result<(PathBuf, Metadata), nfsstat3> {
-        let dir = self.areas.join(&who.area);
+        let area = self.area_of(who);
+        let dir = self.areas.join(&area);
         if let Ok(m) = fs::symlink_metadata(&dir) {
             return Ok((dir, m));
         }
-        let tmp = self.areas.join(format!(".new-{}", who.area));
+        let tmp = self.areas.join(format!(".new-{area}"));
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir(&tmp).map_err(io_status)?;
         if self.template.is_dir() {
@@ -579,7 +638,7 @@ impl RootFs {
         let m = fs::symlink_metadata(&p).map_err(io_status)?;
         let fh = Fh::of(&m);
         let a = self.attr(&m);
-        self.remember(fh, p);
+        self.remember(fh, p, &m);
         Ok((fh, a))
     }
 
@@ -607,13 +666,15 @@ impl RootFs {
             }
             let (p, m) = self.my_area(&who)?;
             let fh = Fh::of(&m);
-            self.remember(fh, p);
+            self.remember(fh, p, &m);
             return Ok(fh);
         }
         self.entry_at(d.join(name)).map(|(fh, _)| fh)
     }
 
-    fn listing(&self, dir: &Fh) -> Result<Vec<OsString>, nfsstat3> {
+    /// The directory and its names, in a stable order, if the caller may
+    /// read it.
+    fn listing(&self, dir: &Fh) -> Result<(PathBuf, Vec<OsString>), nfsstat3> {
         let who = self.who();
         let (d, m) = self.resolve(dir, &who)?;
         if !m.is_dir() {
@@ -624,14 +685,43 @@ impl RootFs {
             return Err(nfsstat3::NFS3ERR_ACCES);
         }
         if d == self.clients_dir {
-            return Ok(vec![MYSELF.into()]);
+            return Ok((d, vec![MYSELF.into()]));
         }
         let mut names: Vec<OsString> = fs::read_dir(&d)
             .map_err(io_status)?
             .filter_map(|e| e.ok().map(|e| e.file_name()))
             .collect();
         names.sort_unstable();
-        Ok(names)
+        Ok((d, names))
+    }
+
+    /// An open file for reading, kept across READ calls: a client reads a
+    /// kernel or a 1 GiB image in 1 MiB pieces. A file deleted since (its
+    /// inode number may come back) is opened again.
+    fn open_for_read(&self, fh: &Fh, p: &Path) -> Result<Arc<File>, nfsstat3> {
+        let mut open = self.open_files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((f, used)) = open.get_mut(fh)
+            && f.metadata().is_ok_and(|m| m.nlink() > 0)
+        {
+            *used = Instant::now();
+            return Ok(f.clone());
+        }
+        let f = Arc::new(File::open(p).map_err(io_status)?);
+        if open.len() >= OPEN_FILES {
+            let oldest = open.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                open.remove(&k);
+            }
+        }
+        open.insert(*fh, (f.clone(), Instant::now()));
+        Ok(f)
+    }
+
+    fn forget_open(&self, fh: &Fh) {
+        self.open_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(fh);
     }
 }
 
@@ -639,7 +729,7 @@ impl RootFs {
 /// client resuming at any cookie gets the rest (RFC 1813 §3.3.16).
 pub struct Listing<'a> {
     fs: &'a RootFs,
-    dir: Fh,
+    path: PathBuf,
     names: std::vec::IntoIter<OsString>,
     cookie: u64,
 }
@@ -651,23 +741,35 @@ impl ReadDirPlusIterator<Fh> for Listing<'_> {
                 return NextResult::Eof;
             };
             self.cookie += 1;
-            let n = filename3::from(name.into_vec());
-            let fh = match self.fs.do_lookup(&self.dir, &n) {
-                Ok(fh) => fh,
-                // gone since the listing was taken
-                Err(nfsstat3::NFS3ERR_NOENT) => continue,
-                Err(e) => return NextResult::Err(e),
+            let (fh, m) = if self.path == self.fs.clients_dir {
+                // the one virtual entry: the caller's own area
+                let who = self.fs.who();
+                match self.fs.my_area(&who) {
+                    Ok((p, m)) => {
+                        let fh = Fh::of(&m);
+                        self.fs.remember(fh, p, &m);
+                        (fh, m)
+                    }
+                    Err(e) => return NextResult::Err(e),
+                }
+            } else {
+                let p = self.path.join(&name);
+                match fs::symlink_metadata(&p) {
+                    Ok(m) => {
+                        let fh = Fh::of(&m);
+                        self.fs.remember(fh, p, &m);
+                        (fh, m)
+                    }
+                    // gone since the listing was taken
+                    Err(_) => continue,
+                }
             };
-            let attr = self
-                .fs
-                .lookup_index(&fh)
-                .and_then(|p| fs::symlink_metadata(p).ok())
-                .map(|m| self.fs.attr(&m));
+            let attr = self.fs.attr(&m);
             return NextResult::Ok(DirEntryPlus {
-                fileid: attr.as_ref().map_or(0, |a| a.fileid),
-                name: n,
+                fileid: attr.fileid,
+                name: filename3::from(name.into_vec()),
                 cookie: self.cookie,
-                name_attributes: attr,
+                name_attributes: Some(attr),
                 name_handle: Some(fh),
             });
         }
@@ -749,7 +851,7 @@ impl NfsReadFileSystem for RootFs {
         if !perm::may_read_file(owner(&m), &cred) {
             return Err(nfsstat3::NFS3ERR_ACCES);
         }
-        let f = File::open(&p).map_err(io_status)?;
+        let f = self.open_for_read(id, &p)?;
         let size = f.metadata().map_err(io_status)?.len();
         let want = u64::from(count.min(MAX_READ)).min(size.saturating_sub(offset));
         let mut buf = vec![0; usize::try_from(want).unwrap_or(0)];
@@ -771,12 +873,12 @@ impl NfsReadFileSystem for RootFs {
         dirid: &Fh,
         cookie: u64,
     ) -> Result<impl ReadDirPlusIterator<Fh>, nfsstat3> {
-        let names = self.listing(dirid)?;
+        let (path, names) = self.listing(dirid)?;
         let skip = usize::try_from(cookie).unwrap_or(usize::MAX);
         let names: Vec<OsString> = names.into_iter().skip(skip).collect();
         Ok(Listing {
             fs: self,
-            dir: *dirid,
+            path,
             names: names.into_iter(),
             cookie,
         })
@@ -861,6 +963,7 @@ impl NfsFileSystem for RootFs {
             fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_status)?;
         }
         let m = fs::symlink_metadata(&p).map_err(io_status)?;
+        self.remember(*id, p, &m);
         Ok(self.attr(&m))
     }
 
@@ -895,6 +998,7 @@ impl NfsFileSystem for RootFs {
             f.sync_data().map_err(io_status)?;
         }
         let m = f.metadata().map_err(io_status)?;
+        self.remember(*id, p, &m);
         Ok((self.attr(&m), stable))
     }
 
@@ -916,6 +1020,7 @@ impl NfsFileSystem for RootFs {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&p)
             .map_err(io_status)?;
+        self.stale(&[dirid]);
         if !existed {
             self.adopt(&p, &dm, &cred)?;
             fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_status)?;
@@ -950,6 +1055,7 @@ impl NfsFileSystem for RootFs {
             .open(&p)
         {
             Ok(_) => {
+                self.stale(&[dirid]);
                 self.adopt(&p, &dm, &cred)?;
                 set_times(
                     &p,
@@ -981,6 +1087,7 @@ impl NfsFileSystem for RootFs {
         let (d, dm, cred) = self.changeable_dir(dirid, &who)?;
         let p = d.join(new_name(dirname)?);
         fs::create_dir(&p).map_err(io_status)?;
+        self.stale(&[dirid]);
         self.adopt(&p, &dm, &cred)?;
         // a setgid parent passes setgid on to new directories
         let mode = if dm.mode() & 0o2000 != 0 {
@@ -1005,6 +1112,8 @@ impl NfsFileSystem for RootFs {
         } else {
             fs::remove_file(&p).map_err(io_status)?;
         }
+        self.forget_open(&Fh::of(&m));
+        self.stale(&[dirid, &Fh::of(&m)]);
         if m.nlink() <= 1 || m.is_dir() {
             self.index
                 .write()
@@ -1033,10 +1142,11 @@ impl NfsFileSystem for RootFs {
         if !perm::may_unlink(owner(&fdm), owner(&m), &cred) {
             return Err(nfsstat3::NFS3ERR_ACCES);
         }
-        if let Ok(old) = fs::symlink_metadata(&to)
-            && !perm::may_unlink(owner(&tdm), owner(&old), &cred)
-        {
-            return Err(nfsstat3::NFS3ERR_ACCES);
+        if let Ok(old) = fs::symlink_metadata(&to) {
+            if !perm::may_unlink(owner(&tdm), owner(&old), &cred) {
+                return Err(nfsstat3::NFS3ERR_ACCES);
+            }
+            self.forget_open(&Fh::of(&old));
         }
         if m.is_dir() && to.starts_with(&from) {
             return Err(nfsstat3::NFS3ERR_INVAL);
@@ -1044,13 +1154,19 @@ impl NfsFileSystem for RootFs {
         fs::rename(&from, &to).map_err(io_status)?;
         // every remembered path under the old name moves with it
         let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-        for p in index.values_mut() {
-            if let Ok(rest) = p.strip_prefix(&from) {
-                *p = if rest.as_os_str().is_empty() {
+        for n in index.values_mut() {
+            if let Ok(rest) = n.path.strip_prefix(&from) {
+                n.path = if rest.as_os_str().is_empty() {
                     to.clone()
                 } else {
                     to.join(rest)
                 };
+                n.seen = None;
+            }
+        }
+        for dir in [from_dirid, to_dirid] {
+            if let Some(n) = index.get_mut(dir) {
+                n.seen = None;
             }
         }
         Ok(())
@@ -1071,6 +1187,7 @@ impl NfsFileSystem for RootFs {
             return Err(nfsstat3::NFS3ERR_INVAL);
         }
         std::os::unix::fs::symlink(OsStr::from_bytes(target), &p).map_err(io_status)?;
+        self.stale(&[dirid]);
         self.adopt(&p, &dm, &cred)?;
         self.entry_at(p)
     }

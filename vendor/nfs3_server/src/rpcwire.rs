@@ -152,9 +152,21 @@ pub async fn write_fragment<IO: tokio::io::AsyncWrite + Unpin>(
     assert!(buf.len() < (1 << 31));
     let fragment_header = fragment_header::new(buf.len() as u32, true);
     let header_buf = fragment_header.into_xdr_buf();
-    socket.write_all(&header_buf).await?;
     trace!("Writing fragment length: {}", buf.len());
-    socket.write_all(&buf).await?;
+    // pxe-sidecar patch: header and body in one vectored write, not two
+    // writes (two syscalls and, with TCP_NODELAY, two segments per reply).
+    let mut head: &[u8] = &header_buf;
+    let mut body: &[u8] = &buf;
+    while !head.is_empty() || !body.is_empty() {
+        let bufs = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
+        let n = socket.write_vectored(&bufs).await?;
+        if n == 0 {
+            anyhow::bail!("connection closed while writing a reply");
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
     Ok(())
 }
 

@@ -1,0 +1,266 @@
+//! NFS read and metadata speed, measured in one run on one namespace LAN,
+//! servers pinned to CPU 0 and the libnfs client to CPU 1: pxe-sidecar vs
+//! nfs-ganesha (VFS FSAL, userspace, same trees).
+//! 1. `nfs-cat` of a 1 GiB file;
+//! 2. `nfs-ls -R` of a Debian root tree (READDIRPLUS: the attributes of
+//!    every file) — the debootstrap the e2e tests cache, or a generated
+//!    tree of 20,000 files when there is none;
+//!
+//! and pxe-sidecar's peak RSS. Needs root, nfs-ganesha, nfs-ganesha-vfs,
+//! libnfs-utils. Run with `cargo bench --bench nfs` (or scripts/bench).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::netns::{Lan, require, wait_for_log};
+use common::peak_rss_kib;
+
+const SRV: &str = "10.79.0.2";
+const BIG: usize = 1 << 30;
+const ROUNDS: usize = 3;
+
+fn client(lan: &Lan, args: &[&str]) -> (Duration, String) {
+    let ns = lan.ns("client");
+    let t = Instant::now();
+    let o = Command::new("ip")
+        .args(["netns", "exec", &ns, "taskset", "-c", "1"])
+        .args(args)
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (took, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The tree to walk: a cached debootstrap, else a generated one.
+fn walk_tree(scratch: &Path) -> PathBuf {
+    if let Ok(p) = std::env::var("NFS_BENCH_TREE") {
+        return PathBuf::from(p);
+    }
+    let cached = std::fs::read_dir("/var/cache/pxe-sidecar-tests")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("rootfs"))
+        .find(|p| p.join("etc/os-release").is_file());
+    if let Some(p) = cached {
+        return p;
+    }
+    let t = scratch.join("tree");
+    for d in 0..200 {
+        let dir = t.join(format!("usr/share/d{d:03}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("f{f:03}")), [d as u8; 64]).unwrap();
+        }
+    }
+    t
+}
+
+struct Server {
+    name: &'static str,
+    /// libnfs URL query selecting the ports (no portmapper needed).
+    query: &'static str,
+}
+
+const OURS: Server = Server {
+    name: "pxe-sidecar",
+    query: "?nfsport=2049&mountport=2049",
+};
+const GANESHA: Server = Server {
+    name: "nfs-ganesha",
+    query: "?nfsport=2049&mountport=20048",
+};
+
+/// Starts a server exporting `root`; returns the labels to stop (the
+/// server's first).
+fn start(lan: &mut Lan, s: &Server, root: &Path, n: usize) -> Vec<String> {
+    let label = format!("{}-{n}", s.name);
+    let mut labels = vec![label.clone()];
+    if s.name == "pxe-sidecar" {
+        let cfg = lan.path(&format!("pxe-{n}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[tftp]\nenabled = false\n[nfs]\nroot = \"{}\"\nstate_dir = \"{}\"\nallow = [\"10.79.0.0/24\"]\nroot_squash = \"none\"\nportmap = false\n",
+                root.display(),
+                lan.path(&format!("state-{n}")).display()
+            ),
+        )
+        .unwrap();
+        let log = lan.spawn(
+            "server",
+            &label,
+            &[
+                "taskset",
+                "-c",
+                "0",
+                env!("CARGO_BIN_EXE_pxe-sidecar"),
+                "--config",
+                &cfg.display().to_string(),
+                "serve",
+                "--interface",
+                "eth0",
+            ],
+        );
+        wait_for_log(&log, "NFS listening", Duration::from_secs(10));
+    } else {
+        // ganesha will not start unless it can register with a portmapper
+        let rpcbind = format!("rpcbind-{n}");
+        lan.spawn("server", &rpcbind, &["rpcbind", "-f", "-w"]);
+        labels.push(rpcbind);
+        std::thread::sleep(Duration::from_millis(300));
+        let conf = lan.path(&format!("ganesha-{n}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "NFS_CORE_PARAM {{ Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }}\n\
+                 NFS_KRB5 {{ Active_krb5 = false; }}\n\
+                 EXPORT {{ Export_Id = 1; Path = {p}; Pseudo = {p}; Protocols = 3; Transports = TCP; Access_Type = RO; Squash = No_Root_Squash; SecType = sys; FSAL {{ Name = VFS; }} }}\n\
+                 LOG {{ Default_Log_Level = WARN; }}\n",
+                p = root.display()
+            ),
+        )
+        .unwrap();
+        let recov = lan.path(&format!("ganesha-recov-{n}"));
+        std::fs::create_dir_all(&recov).unwrap();
+        lan.spawn(
+            "server",
+            &label,
+            &[
+                "taskset",
+                "-c",
+                "0",
+                "ganesha.nfsd",
+                "-F",
+                "-f",
+                &conf.display().to_string(),
+                "-L",
+                "/dev/stderr",
+                "-p",
+                &lan.path(&format!("ganesha-{n}.pid")).display().to_string(),
+            ],
+        );
+        // ganesha listens after its grace-period setup; wait for the port
+        let ns = lan.ns("client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ok = Command::new("ip")
+                .args(["netns", "exec", &ns, "nfs-ls"])
+                .arg(format!("nfs://{SRV}{}{}", root.display(), s.query))
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    labels
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !std::env::args().any(|a| a == "--bench") {
+        eprintln!("nfs bench: run as root with `cargo bench --bench nfs`; skipped");
+        return;
+    }
+    for t in ["ganesha.nfsd", "rpcbind", "nfs-cat", "nfs-ls", "taskset"] {
+        require(t);
+    }
+    let mut lan = Lan::new(&[
+        ("server", "02:00:00:00:00:02", Some("10.79.0.2/24")),
+        ("client", "02:00:00:00:00:09", Some("10.79.0.9/24")),
+    ]);
+    let readroot = lan.path("readroot");
+    std::fs::create_dir_all(&readroot).unwrap();
+    std::fs::write(readroot.join("big"), common::pseudo_random(BIG, 5)).unwrap();
+    let tree = walk_tree(lan.dir.path());
+    let listing = walkdir_count(&tree);
+    println!(
+        "NFS, libnfs client on CPU 1, servers on CPU 0, median of {ROUNDS} rounds\n\
+         read: nfs-cat of 1 GiB; walk: nfs-ls -R of {} ({listing} entries)",
+        tree.display()
+    );
+    let mut n = 0;
+    let mut rows = Vec::new();
+    for s in [&OURS, &GANESHA] {
+        n += 1;
+        let labels = start(&mut lan, s, &readroot, n);
+        let label = labels[0].clone();
+        let mut reads = Vec::new();
+        for _ in 0..ROUNDS {
+            let url = format!("nfs://{SRV}{}/big{}", readroot.display(), s.query);
+            reads.push(client(&lan, &["sh", "-c", &format!("nfs-cat '{url}' >/dev/null")]).0);
+        }
+        let rss_read = (s.name == "pxe-sidecar").then(|| peak_rss_kib(lan.pid(&label)));
+        labels.iter().for_each(|l| drop(lan.stop(l)));
+        n += 1;
+        let labels = start(&mut lan, s, &tree, n);
+        let label = labels[0].clone();
+        let mut walks = Vec::new();
+        let mut entries = 0;
+        for _ in 0..ROUNDS {
+            let url = format!("nfs://{SRV}{}{}", tree.display(), s.query);
+            let (t, out) = client(&lan, &["nfs-ls", "-R", &url]);
+            entries = out.lines().count();
+            walks.push(t);
+        }
+        let rss = (s.name == "pxe-sidecar").then(|| peak_rss_kib(lan.pid(&label)));
+        labels.iter().for_each(|l| drop(lan.stop(l)));
+        rows.push((
+            s.name,
+            median(reads),
+            median(walks),
+            entries,
+            rss_read.max(rss),
+        ));
+    }
+    println!(
+        "{:<12} {:>12} {:>14} {:>10} {:>14}",
+        "server", "read MB/s", "walk entries/s", "entries", "peak RSS MiB"
+    );
+    for (name, read, walk, entries, rss) in &rows {
+        println!(
+            "{:<12} {:>12.1} {:>14.0} {:>10} {:>14}",
+            name,
+            BIG as f64 / read.as_secs_f64() / 1e6,
+            *entries as f64 / walk.as_secs_f64(),
+            entries,
+            rss.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+        );
+    }
+    let (o, g) = (&rows[0], &rows[1]);
+    println!(
+        "pxe-sidecar / nfs-ganesha: read {:.2}x, walk {:.2}x (above 1.0: pxe-sidecar faster)",
+        g.1.as_secs_f64() / o.1.as_secs_f64(),
+        g.2.as_secs_f64() / o.2.as_secs_f64()
+    );
+}
+
+fn walkdir_count(p: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            n += 1;
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    n
+}
