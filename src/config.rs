@@ -689,12 +689,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if px.append.contains('\n') {
         return Err(invalid("pxelinux.append", &px.append, "must be one line"));
     }
-    if px.kernel.is_empty() && !(px.initrd.is_empty() && px.append.is_empty()) {
-        return Err(invalid(
-            "pxelinux.kernel",
-            "",
-            "initrd/append are set but no kernel",
-        ));
+    if px.kernel.is_empty() && !px.initrd.is_empty() {
+        return Err(invalid("pxelinux.kernel", "", "an initrd is set but no kernel"));
     }
     Ok(Config {
         interface: raw.interface,

@@ -195,7 +195,8 @@ fn generate(
             };
             p.kernel = k.clone();
             p.initrd = i.clone();
-            p.append = export.kernel_args();
+            p.append = [export.kernel_args(), p.append.clone()].join(" ");
+            p.append = p.append.trim_end().to_string();
         }
     }
     let p = &p;
@@ -380,7 +381,7 @@ mod tests {
         assert!(text.contains("INITRD nfsroot/initrd.img\n"), "{text}");
         assert!(
             text.contains(&format!(
-                "APPEND root=/dev/nfs nfsroot=10.0.0.2:{},vers=3,tcp,nolock ip=dhcp ro",
+                "APPEND root=/dev/nfs nfsroot=10.0.0.2:{},vers=3,tcp,nolock ip=dhcp rw",
                 nfsroot.display()
             )),
             "{text}"

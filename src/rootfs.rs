@@ -1,8 +1,9 @@
 //! `pxe-sidecar rootfs check|prepare DIR`: the Debian wiki's read-only NFS
 //! root recipe, applied to a client tree (a debootstrap) and checked.
 //!
-//! The tree is shared read-only by every client; `/var` and `/home` are
-//! mounted writable from the same export; `/tmp` and `/run/tmp` are tmpfs;
+//! The tree is shared read-only by every client (the NFS door refuses
+//! writes outside `[nfs] writable`, `/var` and `/home`); `/tmp` and
+//! `/run/tmp` are tmpfs;
 //! files each machine writes for itself (`/etc/adjtime`, drift files, the
 //! random seed) live in its per-client area, reached through
 //! `/var/myself -> clients/myself`, which the NFS door resolves per caller.
@@ -75,31 +76,28 @@ pub struct Export {
 impl Export {
     /// The kernel command line for an initramfs-tools NFS boot (klibc's
     /// nfsmount asks the portmapper for the ports; no NLM, hence nolock).
+    ///
+    /// The client mounts the tree `rw` and the NFS door makes it read-only
+    /// outside `[nfs] writable` and the per-client area (writes there fail
+    /// with EROFS). The wiki's layout — `/` mounted `ro` plus separate NFS
+    /// mounts of `/var` and `/home` — needs a second NFS mount of the same
+    /// server from the booted system, which a Debian 12 kernel refused in
+    /// our end-to-end boots (mount.nfs: Protocol not supported).
     pub fn kernel_args(&self) -> String {
         format!(
-            "root=/dev/nfs nfsroot={}:{},vers=3,tcp,nolock ip=dhcp ro",
+            "root=/dev/nfs nfsroot={}:{},vers=3,tcp,nolock ip=dhcp rw",
             self.server,
             self.path.display()
         )
     }
 
     fn fstab_lines(&self) -> Vec<String> {
-        let opts = "rw,vers=3,tcp,nolock,hard";
         vec![
             format!(
-                "{FSTAB_MARK} / read-only over NFS, writable /var and /home from the same server"
+                "{FSTAB_MARK} / over NFS from {} (read-only but for /var, /home and /var/myself: the server enforces it)",
+                self.server
             ),
-            "/dev/nfs  /  nfs  ro  0 0".into(),
-            format!(
-                "{}:{}/var  /var  nfs  {opts}  0 0",
-                self.server,
-                self.path.display()
-            ),
-            format!(
-                "{}:{}/home  /home  nfs  {opts}  0 0",
-                self.server,
-                self.path.display()
-            ),
+            "/dev/nfs  /  nfs  rw,vers=3,tcp,nolock  0 0".into(),
             "tmpfs  /tmp  tmpfs  nosuid,nodev,mode=1777  0 0".into(),
             "tmpfs  /run/tmp  tmpfs  nosuid,nodev,mode=1777  0 0".into(),
         ]
@@ -143,7 +141,7 @@ pub fn plan(dir: &Path, export: &Export) -> io::Result<Vec<Change>> {
         changes.push(Change::Write {
             path: "etc/fstab".into(),
             text: wanted,
-            why: "/ ro, /var and /home rw over NFS, tmpfs on /tmp and /run/tmp".into(),
+            why: "/ over NFS, tmpfs on /tmp and /run/tmp".into(),
         });
     }
     if !is_link_to(&at("etc/mtab"), "/proc/self/mounts") {
@@ -467,8 +465,8 @@ mod tests {
         assert!(findings.iter().all(|f| f.ok), "{findings:?}");
 
         let fstab = fs::read_to_string(dir.join("etc/fstab")).unwrap();
-        assert!(fstab.contains("/dev/nfs  /  nfs  ro"));
-        assert!(fstab.contains("10.0.0.2:/srv/nfsroot/var  /var  nfs  rw"));
+        assert!(fstab.contains("/dev/nfs  /  nfs  rw"));
+        assert!(!fstab.contains("/var  nfs"), "no second NFS mount");
         assert!(fstab.contains("tmpfs  /tmp  tmpfs") && fstab.contains("/run/tmp"));
         assert!(!fstab.contains("/var/tmp"));
         assert!(fstab.contains("UNCONFIGURED"), "the user's lines are kept");
@@ -525,7 +523,7 @@ mod tests {
     fn kernel_line_is_the_wiki_line() {
         assert_eq!(
             export().kernel_args(),
-            "root=/dev/nfs nfsroot=10.0.0.2:/srv/nfsroot,vers=3,tcp,nolock ip=dhcp ro"
+            "root=/dev/nfs nfsroot=10.0.0.2:/srv/nfsroot,vers=3,tcp,nolock ip=dhcp rw"
         );
     }
 }

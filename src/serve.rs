@@ -375,7 +375,21 @@ impl Server {
         info!(mac = %req.mac, ip = %ip, "{} via {}", proxy::describe_request(req), p.iface.name);
         match decision {
             Ok(reply) => {
-                info!(mac = %req.mac, ip = %ip, "{}", proxy::describe_reply(req, reply, p.iface.ipv4))
+                info!(mac = %req.mac, ip = %ip, "{}", proxy::describe_reply(req, reply, p.iface.ipv4));
+                let tftp_on = self
+                    .live
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .cfg
+                    .tftp
+                    .enabled;
+                if !tftp_on && !reply.boot.file.contains("://") {
+                    warn!(
+                        mac = %req.mac, ip = %ip,
+                        "{} will fetch {} by TFTP from {}, but [tftp] is off here: unless another TFTP server answers there, it stops with PXE-E32: TFTP open timeout",
+                        req.mac, reply.boot.file, p.iface.ipv4
+                    );
+                }
             }
             Err(
                 why @ (Ignore::NoBootFile { .. }

@@ -816,17 +816,18 @@ impl NfsReadFileSystem for RootFs {
             }
         }
         let shown = self.root.join(path);
+        let from = who.ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
         let mac = who
             .ip
             .and_then(|ip| self.clients.mac(ip))
             .map_or_else(|| "-".into(), |m| m.to_string());
         match result {
             Ok(()) => {
-                info!(ip = ?who.ip, mac = %mac, "MOUNT {} from {mac} {:?}", shown.display(), who.ip);
+                info!(ip = %from, mac = %mac, "MOUNT {} from {from}", shown.display());
                 Ok(fh)
             }
             Err(e) => {
-                warn!(ip = ?who.ip, mac = %mac, "MOUNT {} from {mac} {:?} refused: {e:?}", shown.display(), who.ip);
+                warn!(ip = %from, mac = %mac, "MOUNT {} from {from} refused: {e:?}", shown.display());
                 Err(e)
             }
         }
