@@ -65,6 +65,29 @@ pub struct RawConfig {
     pub http: Http,
     pub pxelinux: Pxelinux,
     pub nfs: Nfs,
+    pub status: Status,
+}
+
+/// Where the live client timeline is shown (`pxe-sidecar status`, the page).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Status {
+    /// Unix socket `pxe-sidecar status` reads; "" turns it off.
+    pub socket: PathBuf,
+    /// Address of the status page, /api/clients and /metrics; "" turns it off.
+    pub http: String,
+    /// Serve the page on a non-loopback address.
+    pub allow_remote: bool,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            socket: PathBuf::from("/run/pxe-sidecar/status.sock"),
+            http: "127.0.0.1:9090".into(),
+            allow_remote: false,
+        }
+    }
 }
 
 impl Default for RawConfig {
@@ -82,6 +105,7 @@ impl Default for RawConfig {
             http: Http::default(),
             pxelinux: Pxelinux::default(),
             nfs: Nfs::default(),
+            status: Status::default(),
         }
     }
 }
@@ -373,6 +397,9 @@ pub struct Config {
     pub http: Http,
     pub pxelinux: Pxelinux,
     pub nfs: NfsConfig,
+    pub status: Status,
+    /// `[status] http`, parsed.
+    pub status_http: Option<std::net::SocketAddr>,
 }
 
 /// What the proxy core reads: everything needed to decide, nothing about sockets.
@@ -690,7 +717,11 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(invalid("pxelinux.append", &px.append, "must be one line"));
     }
     if px.kernel.is_empty() && !px.initrd.is_empty() {
-        return Err(invalid("pxelinux.kernel", "", "an initrd is set but no kernel"));
+        return Err(invalid(
+            "pxelinux.kernel",
+            "",
+            "an initrd is set but no kernel",
+        ));
     }
     Ok(Config {
         interface: raw.interface,
@@ -709,6 +740,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         http: raw.http,
         pxelinux: raw.pxelinux,
         nfs: nfs_config(raw.nfs, names)?,
+        status_http: match raw.status.http.trim() {
+            "" => None,
+            a => Some(a.parse().map_err(|_| {
+                invalid(
+                    "status.http",
+                    a,
+                    "an address and port like \"127.0.0.1:9090\", or \"\" for no status page",
+                )
+            })?),
+        },
+        status: raw.status,
     })
 }
 
@@ -793,6 +835,7 @@ mod tests {
         assert_eq!(example.http, defaults.http);
         assert_eq!(example.pxelinux, defaults.pxelinux);
         assert_eq!(example.nfs, defaults.nfs);
+        assert_eq!(example.status, defaults.status);
         assert_eq!(example.user, defaults.user);
     }
 

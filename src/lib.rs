@@ -18,4 +18,6 @@ pub mod pxe;
 pub mod replay;
 pub mod rootfs;
 pub mod serve;
+pub mod status;
 pub mod tftp;
+pub mod timeline;

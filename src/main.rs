@@ -8,7 +8,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use pxe_sidecar::config::{self, Config, LogFormat};
-use pxe_sidecar::{check, probe, replay, rootfs, serve};
+use std::sync::Arc;
+
+use pxe_sidecar::timeline::{self, Timeline, TimelineLayer};
+use pxe_sidecar::{check, probe, replay, rootfs, serve, status};
 
 #[derive(Parser)]
 #[command(
@@ -61,6 +64,12 @@ enum Cmd {
         /// Seconds to collect offers (iPXE waits about 4).
         #[arg(long, default_value_t = 4)]
         wait: u64,
+    },
+    /// The running server's clients, step by step (from its status socket).
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Check or prepare a client root tree for a read-only NFS root.
     Rootfs {
@@ -135,20 +144,30 @@ fn load(cli: &Cli, overrides: &[(&str, String)]) -> Result<Config> {
 
 /// Logs go to stdout through a writer thread, so a slow terminal or disk
 /// never delays a reply (the guard flushes what is queued at exit).
-fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+fn init_logs(
+    format: LogFormat,
+    timeline: Arc<Timeline>,
+) -> tracing_appender::non_blocking::WorkerGuard {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // nfs3_server logs routine NFS errors (EXIST, NOENT) at error level; the
+    // NFS door logs what matters itself
     let filter = tracing_subscriber::EnvFilter::try_from_env("PXE_SIDECAR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,nfs3_server=off"));
     // Colours only on a terminal: a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(ansi)
         .with_writer(writer);
+    // the live timeline sees the same events as the log
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(TimelineLayer(timeline));
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Human => builder.init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).init(),
+        LogFormat::Human => registry.with(fmt).init(),
     }
     guard
 }
@@ -173,9 +192,10 @@ fn run(cli: Cli) -> Result<()> {
             let opts = serve::Options {
                 config_file: cli.config.clone(),
                 overrides,
+                timeline: Timeline::new(),
             };
             let cfg = opts.load()?;
-            let _logs = init_logs(cfg.log_format);
+            let _logs = init_logs(cfg.log_format, opts.timeline.clone());
             // One thread drives every socket, as dnsmasq's poll loop does: no
             // cross-thread wakeup between a DISCOVER and its offer. TFTP has
             // its own thread; file reads for HTTP use tokio's blocking pool.
@@ -230,6 +250,23 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", p.report());
             if p.failed() {
                 std::process::exit(1);
+            }
+            Ok(())
+        }
+        Cmd::Status { json } => {
+            let cfg = load(&cli, &[])?;
+            anyhow::ensure!(
+                !cfg.status.socket.as_os_str().is_empty(),
+                "[status] socket is \"\": the server offers no status socket"
+            );
+            let snap = status::fetch(&cfg.status.socket)?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&snap).context("encoding the status")?
+                );
+            } else {
+                print!("{}", timeline::report(&snap));
             }
             Ok(())
         }

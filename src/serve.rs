@@ -29,6 +29,8 @@ use crate::{http, tftp};
 pub struct Options {
     pub config_file: Option<PathBuf>,
     pub overrides: Vec<(&'static str, String)>,
+    /// Where the log's client events are also kept (the live view).
+    pub timeline: Arc<crate::timeline::Timeline>,
 }
 
 impl Options {
@@ -123,6 +125,15 @@ pub async fn run(opts: Options) -> Result<()> {
     } else {
         None
     };
+    let status_socket = if cfg.status.socket.as_os_str().is_empty() {
+        None
+    } else {
+        Some(crate::status::bind_socket(&cfg.status.socket)?)
+    };
+    let status_http = match cfg.status_http {
+        Some(addr) => Some(crate::status::bind_http(addr, cfg.status.allow_remote).await?),
+        None => None,
+    };
     let tree = Arc::new(RwLock::new(Tree::new(&cfg, Some(iface.ipv4))));
     let clients = Clients::default();
     let nfs_stopped = nfs::start(&cfg.nfs, iface.ipv4, clients.clone())?;
@@ -144,6 +155,29 @@ pub async fn run(opts: Options) -> Result<()> {
         iface.name, iface.ipv4, iface.mac
     );
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(l) = status_socket {
+        info!(
+            "status: `pxe-sidecar status` reads {}",
+            cfg.status.socket.display()
+        );
+        let t = opts.timeline.clone();
+        tasks.spawn(async move {
+            crate::status::serve_socket(l, t).await;
+            bail!("the status socket stopped")
+        });
+    }
+    if let Some(l) = status_http {
+        info!(
+            "status page on http://{}/ (/api/clients, /metrics)",
+            l.local_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string())
+        );
+        let t = opts.timeline.clone();
+        tasks.spawn(async move {
+            crate::status::serve_http(l, t).await?;
+            bail!("the status page stopped")
+        });
+    }
     if let Some(stopped) = nfs_stopped {
         tasks.spawn(async move {
             match stopped.await {

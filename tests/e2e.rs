@@ -344,7 +344,8 @@ echo "PXE-SIDECAR-E2E mac=$mac root=$root etc=$etc usr=$usr tmp=$tmp runtmp=$run
         std::fs::create_dir_all(m.join("usr/local/sbin")).unwrap();
         let bin = m.join("usr/local/sbin/pxe-e2e-report");
         std::fs::write(&bin, script).unwrap();
-        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
         std::fs::write(
             m.join("etc/systemd/system/pxe-e2e.service"),
             "[Unit]\nDescription=pxe-sidecar e2e report\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/pxe-e2e-report\n\n[Install]\nWantedBy=multi-user.target\n",
@@ -352,7 +353,10 @@ echo "PXE-SIDECAR-E2E mac=$mac root=$root etc=$etc usr=$usr tmp=$tmp runtmp=$run
         .unwrap();
         let wants = m.join("etc/systemd/system/multi-user.target.wants");
         std::fs::create_dir_all(&wants).unwrap();
-        let _ = std::os::unix::fs::symlink("/etc/systemd/system/pxe-e2e.service", wants.join("pxe-e2e.service"));
+        let _ = std::os::unix::fs::symlink(
+            "/etc/systemd/system/pxe-e2e.service",
+            wants.join("pxe-e2e.service"),
+        );
     }
 
     /// `pxe-sidecar rootfs prepare`, as the README tells the admin; returns
@@ -365,7 +369,11 @@ echo "PXE-SIDECAR-E2E mac=$mac root=$root etc=$etc usr=$usr tmp=$tmp runtmp=$run
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(out.status.success(), "rootfs prepare: {text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "rootfs prepare: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let check = std::process::Command::new(env!("CARGO_BIN_EXE_pxe-sidecar"))
             .args(["rootfs", "check"])
             .arg(&self.merged)
@@ -431,7 +439,11 @@ fn assert_wiki_layout(r: &std::collections::HashMap<String, String>, con: &str) 
         ("target", "active"),
     ];
     for (k, v) in want {
-        assert_eq!(r.get(k).map(String::as_str), Some(v), "{k}; console:\n{con}");
+        assert_eq!(
+            r.get(k).map(String::as_str),
+            Some(v),
+            "{k}; console:\n{con}"
+        );
     }
 }
 
@@ -447,7 +459,10 @@ fn debian_boots_from_the_nfs_root_bios_and_ipxe_http_two_clients() {
     let mut rig = Rig::new(|lan| {
         let r = DebianRoot::new(lan);
         let line = r.prepare();
-        assert!(line.starts_with("root=/dev/nfs nfsroot=10.77.0.2:"), "{line}");
+        assert!(
+            line.starts_with("root=/dev/nfs nfsroot=10.77.0.2:"),
+            "{line}"
+        );
         // the first client keeps pxelinux; iPXE clients get the script
         let extra = format!(
             "[boot]\nipxe = \"boot.ipxe\"\n[http]\nenabled = true\n[[clients]]\nmac = \"{GUEST_MAC}\"\nboot = \"pxelinux.0\"\n"
@@ -464,7 +479,10 @@ fn debian_boots_from_the_nfs_root_bios_and_ipxe_http_two_clients() {
     let con = rig.boot(Firmware::Bios, OTHER_MAC, REPORT, Duration::from_secs(600));
     let b = report(&con);
     assert_wiki_layout(&b, &con);
-    assert_eq!(b["prev"], "none", "the second client saw the first one's area");
+    assert_eq!(
+        b["prev"], "none",
+        "the second client saw the first one's area"
+    );
     let log = rig.log();
     let areas = rig.lan.path("state/clients");
     for mac in [GUEST_MAC, OTHER_MAC] {
@@ -489,7 +507,8 @@ fn debian_boots_from_the_nfs_root_bios_and_ipxe_http_two_clients() {
     );
     for mac in [GUEST_MAC, OTHER_MAC] {
         assert!(
-            log.lines().any(|l| l.contains("MOUNT ") && l.contains(&format!("mac={mac}"))),
+            log.lines()
+                .any(|l| l.contains("MOUNT ") && l.contains(&format!("mac={mac}"))),
             "no NFS MOUNT by {mac}:\n{log}"
         );
     }
@@ -522,7 +541,8 @@ fn debian_boots_from_the_nfs_root_uefi() {
         assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
     }
     assert!(
-        log.lines().any(|l| l.contains("MOUNT ") && l.contains(&format!("mac={GUEST_MAC}"))),
+        log.lines()
+            .any(|l| l.contains("MOUNT ") && l.contains(&format!("mac={GUEST_MAC}"))),
         "no NFS MOUNT by the guest:\n{log}"
     );
     drop(root);
@@ -536,7 +556,11 @@ fn tftp_unreachable_is_the_pxe_e32_step_and_the_log_says_why() {
         return;
     }
     let marker = "No more network devices";
-    let (con, log) = boot_bios("[tftp]\nenabled = false\n", marker, Duration::from_secs(150));
+    let (con, log) = boot_bios(
+        "[tftp]\nenabled = false\n",
+        marker,
+        Duration::from_secs(150),
+    );
     assert!(con.contains("Filename: pxelinux.0"), "console:\n{con}");
     assert!(
         con.contains("Connection refused") || con.contains("Connection timed out"),

@@ -177,7 +177,11 @@ impl Lan {
         let ns = self.ns(host);
         let mut full = vec!["ip", "netns", "exec", &ns];
         full.extend_from_slice(cmd);
-        Command::new(full[0]).args(&full[1..]).output().unwrap()
+        Command::new(full[0])
+            .args(&full[1..])
+            .env("PXE_SIDECAR_STATUS__SOCKET", self.path("status.sock"))
+            .output()
+            .unwrap()
     }
 
     /// Starts a long-running command inside a host; its output goes to
@@ -197,9 +201,12 @@ impl Lan {
         let log = self.path(&format!("{label}.log"));
         let out = File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
+        // every pxe-sidecar of this LAN gets its own status socket: the
+        // default path in /run would clash between tests running at once
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .args(cmd)
+            .env("PXE_SIDECAR_STATUS__SOCKET", self.path("status.sock"))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

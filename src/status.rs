@@ -1,0 +1,256 @@
+//! Where the live timeline is shown: a local Unix socket that
+//! `pxe-sidecar status` reads, and a small HTTP server with a self-refreshing
+//! page (server-rendered), `/api/clients` (JSON) and `/metrics` (Prometheus
+//! text format). The HTTP side listens on loopback unless told otherwise.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, UnixListener};
+use tracing::warn;
+
+use crate::timeline::{Snapshot, Timeline};
+
+/// Binds the status socket (a stale one from a previous run is replaced).
+pub fn bind_socket(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "creating {} for the status socket ([status] socket)",
+                dir.display()
+            )
+        })?;
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        bail!(
+            "{} is in use: another pxe-sidecar is running (stop it, or set [status] socket)",
+            path.display()
+        );
+    }
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path).with_context(|| {
+        format!(
+            "binding the status socket {} ([status] socket)",
+            path.display()
+        )
+    })?;
+    // the timeline names machines and addresses: owner and group only
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+    Ok(l)
+}
+
+/// Answers each connection with the snapshot as JSON, then closes it.
+pub async fn serve_socket(l: UnixListener, timeline: Arc<Timeline>) {
+    loop {
+        match l.accept().await {
+            Ok((mut s, _)) => {
+                let body = serde_json::to_vec(&timeline.snapshot()).unwrap_or_default();
+                tokio::spawn(async move {
+                    let _ = s.write_all(&body).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+            Err(e) => warn!("status socket: accept failed: {e}"),
+        }
+    }
+}
+
+/// `pxe-sidecar status`: the running server's snapshot.
+pub fn fetch(path: &Path) -> Result<Snapshot> {
+    use std::io::Read;
+    let s = std::os::unix::net::UnixStream::connect(path).with_context(|| {
+        format!(
+            "connecting to {} (is `pxe-sidecar serve` running? it creates this socket; [status] socket names another)",
+            path.display()
+        )
+    })?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    let mut body = Vec::new();
+    s.take(64 << 20).read_to_end(&mut body)?;
+    serde_json::from_slice(&body).context("reading the server's status")
+}
+
+/// Binds the status page; non-loopback addresses need `allow_remote`.
+pub async fn bind_http(addr: SocketAddr, allow_remote: bool) -> Result<TcpListener> {
+    if !addr.ip().is_loopback() && !allow_remote {
+        bail!(
+            "[status] http = \"{addr}\" is not a loopback address: the page shows every client's MAC and address; set [status] allow_remote = true to serve it there"
+        );
+    }
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the status page on {addr} ([status] http)"))
+}
+
+pub async fn serve_http(l: TcpListener, timeline: Arc<Timeline>) -> Result<()> {
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/api/clients", get(api))
+        .route("/metrics", get(metrics))
+        .with_state(timeline);
+    axum::serve(l, app).await.context("status page")
+}
+
+async fn api(State(t): State<Arc<Timeline>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&t.snapshot()).unwrap_or_default(),
+    )
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The page: one table per client, its steps in order; refreshes itself.
+pub fn render(s: &Snapshot) -> String {
+    let mut h = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">\
+         <title>pxe-sidecar: clients</title><style>body{font-family:sans-serif;margin:1em}\
+         table{border-collapse:collapse;margin-bottom:1.5em}td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #ddd}\
+         .bad{color:#b00}.ok{color:#070}code{font-size:90%}</style></head><body><h1>pxe-sidecar: clients</h1>",
+    );
+    let k = &s.counters;
+    let _ = write!(
+        h,
+        "<p id=\"totals\">{} DHCP requests, {} proxy replies, {} TFTP files sent, {} TFTP errors, {} HTTP requests, {} NFS mounts, {} warnings</p>",
+        k.dhcp_requests,
+        k.proxy_replies,
+        k.tftp_files,
+        k.tftp_errors,
+        k.http_requests,
+        k.nfs_mounts,
+        k.warnings
+    );
+    if s.clients.is_empty() {
+        h.push_str("<p>No client seen yet. Boot one, or run <code>pxe-sidecar probe</code>.</p>");
+    }
+    for c in &s.clients {
+        let _ = write!(
+            h,
+            "<h2 class=\"client\" id=\"{m}\">{m} <small>{ip} {kind}</small></h2><table><tr><th>time (UTC)</th><th>step</th><th></th><th>what happened</th></tr>",
+            m = esc(&c.mac),
+            ip = esc(c.ip.as_deref().unwrap_or("-")),
+            kind = esc(c.kind.as_deref().unwrap_or(""))
+        );
+        for st in &c.steps {
+            let secs = st.t as u64 % 86_400;
+            let _ = write!(
+                h,
+                "<tr class=\"step\"><td>{:02}:{:02}:{:02}</td><td>{}</td><td class=\"{}\">{}</td><td><code>{}</code></td></tr>",
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60,
+                esc(&st.door),
+                if st.ok { "ok" } else { "bad" },
+                if st.ok { "✓" } else { "✗" },
+                esc(&st.text)
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</body></html>\n");
+    h
+}
+
+async fn page(State(t): State<Arc<Timeline>>) -> Html<String> {
+    Html(render(&t.snapshot()))
+}
+
+/// Prometheus text exposition format (version 0.0.4).
+pub fn metrics_text(s: &Snapshot) -> String {
+    let k = &s.counters;
+    let mut m = String::new();
+    for (name, help, v) in [
+        (
+            "pxe_sidecar_dhcp_requests_total",
+            "PXE DHCP requests seen",
+            k.dhcp_requests,
+        ),
+        (
+            "pxe_sidecar_proxy_replies_total",
+            "proxy offers and 4011 ACKs sent",
+            k.proxy_replies,
+        ),
+        (
+            "pxe_sidecar_tftp_files_sent_total",
+            "TFTP transfers completed",
+            k.tftp_files,
+        ),
+        (
+            "pxe_sidecar_tftp_errors_total",
+            "TFTP requests refused (NAK)",
+            k.tftp_errors,
+        ),
+        (
+            "pxe_sidecar_http_requests_total",
+            "HTTP boot-file requests",
+            k.http_requests,
+        ),
+        (
+            "pxe_sidecar_nfs_mounts_total",
+            "NFS MOUNT requests served",
+            k.nfs_mounts,
+        ),
+        (
+            "pxe_sidecar_warnings_total",
+            "client events logged as warnings",
+            k.warnings,
+        ),
+    ] {
+        let _ = write!(
+            m,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        );
+    }
+    let _ = write!(
+        m,
+        "# HELP pxe_sidecar_clients clients in the timeline\n# TYPE pxe_sidecar_clients gauge\npxe_sidecar_clients {}\n",
+        s.clients.len()
+    );
+    m
+}
+
+async fn metrics(State(t): State<Arc<Timeline>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics_text(&t.snapshot()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn page_escapes_and_metrics_count() {
+        let t = Timeline::default();
+        t.record(
+            "52:54:00:12:34:56",
+            Some("10.0.0.5"),
+            Level::INFO,
+            "sent <pxelinux.0> to 10.0.0.5",
+        );
+        let s = t.snapshot();
+        let html = render(&s);
+        assert!(html.contains("&lt;pxelinux.0&gt;") && !html.contains("<pxelinux.0>"));
+        assert!(html.contains("http-equiv=\"refresh\""));
+        let m = metrics_text(&s);
+        assert!(m.contains("pxe_sidecar_tftp_files_sent_total 1\n"));
+        assert!(m.contains("pxe_sidecar_clients 1\n"));
+    }
+}
