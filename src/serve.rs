@@ -137,7 +137,8 @@ pub async fn run(opts: Options) -> Result<()> {
     let tree = Arc::new(RwLock::new(Tree::new(&cfg, Some(iface.ipv4))));
     let clients = Clients::default();
     let nfs_stopped = nfs::start(&cfg.nfs, iface.ipv4, clients.clone())?;
-    if nfs_stopped.is_some() {
+    // SAFETY: getuid has no preconditions.
+    if nfs_stopped.is_some() && unsafe { libc::getuid() } == 0 {
         // the NFS door opens, creates and chowns files for every client with
         // that client's permissions checked by us: it needs root's file powers
         info!(

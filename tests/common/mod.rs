@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption};
 use dhcproto::{Encodable, Encoder};
 
+pub mod guest;
 pub mod netns;
 pub mod pxeclient;
 

@@ -1,0 +1,177 @@
+//! Time from qemu's start to a booted Debian (the e2e marker line, printed
+//! once multi-user.target is reached), BIOS and UEFI, with pxe-sidecar and,
+//! in the same run, with the classic stack: dnsmasq in proxy mode with its
+//! TFTP server, and nfs-ganesha (VFS FSAL, with rpcbind) serving the same
+//! root tree. Needs root, qemu, OVMF, dnsmasq, nfs-ganesha, debootstrap (the
+//! tree is scripts/e2e-rootfs's cache). `cargo bench --bench boot`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::guest::{DebianRoot, Firmware, GUEST_MAC, REPORT, Rig};
+use common::netns::{Lan, require, wait_for_log};
+
+const WITHIN: Duration = Duration::from_secs(900);
+
+/// A TFTP root for dnsmasq: Debian's loaders, the tree's kernel and initrd,
+/// and a pxelinux.cfg/default with the same kernel line pxe-sidecar uses.
+fn classic_tftp_root(lan: &Lan, root: &DebianRoot, kernel_line: &str) -> PathBuf {
+    let t = lan.path("tftp");
+    std::fs::create_dir_all(t.join("pxelinux.cfg")).unwrap();
+    for (name, from) in [
+        ("pxelinux.0", "/usr/lib/PXELINUX/pxelinux.0"),
+        ("ldlinux.c32", "/usr/lib/syslinux/modules/bios/ldlinux.c32"),
+        ("syslinux.efi", "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi"),
+        ("ldlinux.e64", "/usr/lib/syslinux/modules/efi64/ldlinux.e64"),
+    ] {
+        std::fs::copy(from, t.join(name)).unwrap();
+    }
+    for name in ["vmlinuz", "initrd.img"] {
+        std::fs::copy(root.merged.join(name), t.join(name)).unwrap();
+    }
+    std::fs::write(
+        t.join("pxelinux.cfg/default"),
+        format!(
+            "SERIAL 0 115200\nDEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd.img\n  APPEND {kernel_line} console=ttyS0\n"
+        ),
+    )
+    .unwrap();
+    t
+}
+
+fn start_classic(lan: &mut Lan, tftp: &Path, export: &Path) -> PathBuf {
+    let rpcbind = lan.spawn("pxe", "rpcbind", &["rpcbind", "-f", "-w"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let conf = lan.path("ganesha.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "NFS_CORE_PARAM {{ Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }}\n\
+             NFS_KRB5 {{ Active_krb5 = false; }}\n\
+             EXPORT {{ Export_Id = 1; Path = {p}; Pseudo = {p}; Protocols = 3; Transports = TCP; Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL {{ Name = VFS; }} }}\n\
+             LOG {{ Default_Log_Level = WARN; }}\n",
+            p = export.display()
+        ),
+    )
+    .unwrap();
+    let pid = lan.path("ganesha.pid").display().to_string();
+    let conf_s = conf.display().to_string();
+    lan.spawn(
+        "pxe",
+        "ganesha",
+        &[
+            "ganesha.nfsd",
+            "-F",
+            "-f",
+            &conf_s,
+            "-L",
+            "/dev/stderr",
+            "-p",
+            &pid,
+        ],
+    );
+    let _ = rpcbind;
+    let root = format!("--tftp-root={}", tftp.display());
+    let pidfile = format!("--pid-file={}", lan.path("dnsmasq-proxy.pid").display());
+    let log = lan.spawn(
+        "pxe",
+        "dnsmasq-proxy",
+        &[
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--user=root",
+            "--interface=eth0",
+            "--bind-interfaces",
+            "--log-facility=-",
+            "--log-dhcp",
+            &pidfile,
+            "--dhcp-range=10.77.0.0,proxy",
+            "--enable-tftp",
+            &root,
+            "--pxe-service=x86PC,boot,pxelinux",
+            "--pxe-service=X86-64_EFI,boot,syslinux.efi",
+            "--pxe-service=BC_EFI,boot,syslinux.efi",
+        ],
+    );
+    wait_for_log(&log, "TFTP root is", Duration::from_secs(10));
+    log
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !std::env::args().any(|a| a == "--bench") {
+        eprintln!("boot bench: run as root with `cargo bench --bench boot`; skipped");
+        return;
+    }
+    for t in [
+        "qemu-system-x86_64",
+        "dnsmasq",
+        "ganesha.nfsd",
+        "rpcbind",
+        "debootstrap",
+    ] {
+        require(t);
+    }
+    println!(
+        "boot to multi-user.target over the network (qemu TCG), time from qemu start to the marker"
+    );
+    let mut rows = Vec::new();
+    for fw in [Firmware::Bios, Firmware::Uefi] {
+        let fw_name = if fw == Firmware::Bios { "BIOS" } else { "UEFI" };
+        // pxe-sidecar: zero [pxelinux]; the generated config boots the tree
+        let root = DebianRoot::new();
+        root.prepare();
+        let mut rig = Rig::new(|lan| root.config(lan, ""));
+        let t0 = Instant::now();
+        let con = rig.boot(fw, GUEST_MAC, REPORT, WITHIN);
+        let ours = rig.last.unwrap_or_else(|| {
+            panic!(
+                "pxe-sidecar {fw_name} boot never finished ({:?}):\n{con}",
+                t0.elapsed()
+            )
+        });
+        drop(rig);
+        drop(root);
+
+        let root = DebianRoot::new();
+        let line = root.prepare();
+        let mut tftp = None;
+        let mut rig = Rig::with_server(|lan| {
+            let t = classic_tftp_root(lan, &root, &line);
+            let log = start_classic(lan, &t, &root.merged);
+            tftp = Some(t);
+            log
+        });
+        let con = rig.boot(fw, GUEST_MAC, REPORT, WITHIN);
+        let classic = rig.last.unwrap_or_else(|| {
+            panic!(
+                "classic-stack {fw_name} boot never finished:\n{con}\n{}",
+                rig.log()
+            )
+        });
+        drop(rig);
+        drop(root);
+        rows.push((fw_name, ours, classic));
+    }
+    println!(
+        "{:<6} {:>14} {:>26} {:>8}",
+        "", "pxe-sidecar", "dnsmasq + nfs-ganesha", "ratio"
+    );
+    for (fw, ours, classic) in rows {
+        println!(
+            "{:<6} {:>13.1}s {:>25.1}s {:>8.2}",
+            fw,
+            ours.as_secs_f64(),
+            classic.as_secs_f64(),
+            ours.as_secs_f64() / classic.as_secs_f64()
+        );
+    }
+    println!(
+        "(ratio = pxe-sidecar / classic; at or below 1.0: pxe-sidecar boots as fast or faster)"
+    );
+}

@@ -1,0 +1,312 @@
+//! Guests for the end-to-end boots and the boot-time benchmark: a namespace
+//! LAN with a router DHCP (dnsmasq, no PXE options), a server, and qemu
+//! guests (TCG) on a tap whose serial console is read back; and the cached
+//! Debian tree those guests boot as their NFS root.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::netns::{Lan, require, start_dnsmasq, start_server, wait_for_log};
+
+pub const ROUTER: (&str, &str, Option<&str>) =
+    ("router", "02:00:00:00:00:01", Some("10.77.0.1/24"));
+pub const PXE: (&str, &str, Option<&str>) = ("pxe", "02:00:00:00:00:02", Some("10.77.0.2/24"));
+pub const GUEST_MAC: &str = "52:54:00:12:34:56";
+
+/// The console text with terminal escapes removed: sgabios positions every
+/// character, so stripping the sequences leaves the words.
+pub fn console(path: &Path) -> String {
+    let raw = std::fs::read(path).unwrap_or_default();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == 0x1b && raw.get(i + 1) == Some(&b'[') {
+            i += 2;
+            while i < raw.len() && !(raw[i] as char).is_ascii_alphabetic() {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        match raw[i] {
+            b'\r' | 8 => {}
+            c => out.push(c as char),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Firmware {
+    /// SeaBIOS + the iPXE option ROM of Debian's ipxe-qemu (e1000).
+    Bios,
+    /// OVMF (EDK2) with its own PXE stack on virtio-net (no option ROM).
+    Uefi,
+}
+
+/// The test LAN: a router running dnsmasq as a plain DHCP server, pxe-sidecar
+/// beside it, and a tap on the bridge for qemu guests.
+pub struct Rig {
+    pub lan: Lan,
+    pub log: PathBuf,
+    guests: usize,
+    /// Time from qemu's start to the marker, in the last boot that showed it.
+    pub last: Option<Duration>,
+}
+
+impl Rig {
+    /// `config` gets the LAN (for paths) and returns pxe-sidecar's TOML.
+    /// pxe-sidecar as the server; `config` gets the LAN (for paths) and
+    /// returns its TOML.
+    pub fn new(config: impl FnOnce(&Lan) -> String) -> Rig {
+        Rig::with_server(|lan| {
+            let text = config(lan);
+            start_server(lan, "pxe", &text, &[]).0
+        })
+    }
+
+    /// Any server, started by `start` on the LAN's "pxe" host; it returns
+    /// the log to read back.
+    pub fn with_server(start: impl FnOnce(&mut Lan) -> PathBuf) -> Rig {
+        require("qemu-system-x86_64");
+        let mut lan = Lan::new(&[ROUTER, PXE]);
+        let dlog = start_dnsmasq(
+            &mut lan,
+            "router",
+            &[
+                "--bind-interfaces",
+                "--dhcp-range=10.77.0.100,10.77.0.200,1h",
+                "--no-ping",
+            ],
+        );
+        wait_for_log(&dlog, "DHCP, IP range", Duration::from_secs(10));
+        let log = start(&mut lan);
+        lan.add_tap("tap0");
+        Rig {
+            lan,
+            log,
+            guests: 0,
+            last: None,
+        }
+    }
+
+    /// Boots one guest until its console shows `marker` (or `within`
+    /// passes), stops it and returns its console text.
+    pub fn boot(&mut self, fw: Firmware, mac: &str, marker: &str, within: Duration) -> String {
+        self.guests += 1;
+        let label = format!("qemu-{}", self.guests);
+        let serial = self.lan.path(&format!("serial-{}.log", self.guests));
+        let serial_arg = format!("file:{}", serial.display());
+        let mut args = vec![
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-boot",
+            "n",
+            "-serial",
+            &serial_arg,
+            "-netdev",
+            "tap,id=n0,ifname=tap0,script=no,downscript=no",
+        ];
+        let nic;
+        match fw {
+            Firmware::Bios => {
+                nic = format!("e1000,netdev=n0,mac={mac}");
+                args.extend_from_slice(&["-device", "sga", "-device", &nic]);
+            }
+            Firmware::Uefi => {
+                nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
+                args.extend_from_slice(&["-bios", "/usr/share/ovmf/OVMF.fd", "-device", &nic]);
+            }
+        }
+        self.lan.spawn_on_switch(&label, &args);
+        let start = Instant::now();
+        self.last = None;
+        while start.elapsed() < within {
+            if console(&serial).contains(marker) {
+                self.last = Some(start.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        // Give the server a moment to log the last transfer.
+        std::thread::sleep(Duration::from_millis(300));
+        self.lan.stop(&label);
+        console(&serial)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub const OTHER_MAC: &str = "52:54:00:12:34:57";
+pub const REPORT: &str = "PXE-SIDECAR-E2E";
+
+/// The cached Debian tree (scripts/e2e-rootfs builds it once per kernel
+/// version), seen through an overlay so that boots never change the cache.
+/// Declare it before the `Rig`: it must outlive the server that serves it
+/// (locals drop in reverse order), and it lives outside the LAN's temp dir.
+pub struct DebianRoot {
+    pub merged: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl DebianRoot {
+    pub fn new() -> DebianRoot {
+        require("debootstrap");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/e2e-rootfs");
+        let out = std::process::Command::new(&script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/e2e-rootfs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lower = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let (upper, work, merged) = (
+            dir.path().join("upper"),
+            dir.path().join("work"),
+            dir.path().join("nfsroot"),
+        );
+        for d in [&upper, &work, &merged] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        // nfs_export: file handles work through the overlay, which
+        // nfs-ganesha (the benchmark's classic stack) needs
+        let opts = format!(
+            "lowerdir={lower},upperdir={},workdir={},index=on,nfs_export=on",
+            upper.display(),
+            work.display()
+        );
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(&merged)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting the overlay over {lower}");
+        let root = DebianRoot { merged, _dir: dir };
+        root.add_report();
+        root
+    }
+
+    /// A unit that prints, once multi-user.target is reached, what the
+    /// guest sees of its root: the test's marker line.
+    fn add_report(&self) {
+        let script = r#"#!/bin/sh
+mac=$(cat /sys/class/net/e*/address 2>/dev/null | head -1)
+root=$(findmnt -n -o FSTYPE /)
+tmp=$(findmnt -n -o FSTYPE /tmp)
+runtmp=$(findmnt -n -o FSTYPE /run/tmp)
+if touch /var/.e2e-$$ 2>/dev/null; then var=rw; rm -f /var/.e2e-$$; else var=ro; fi
+prev=$(cat /var/myself/who 2>/dev/null || echo none)
+if echo "$mac" > /var/myself/who 2>/dev/null; then myself=rw; else myself=ro; fi
+if touch /etc/e2e 2>/dev/null; then etc=rw; else etc=ro; fi
+if touch /usr/e2e 2>/dev/null; then usr=rw; else usr=ro; fi
+adj=$(readlink -f /etc/adjtime)
+for i in $(seq 60); do [ "$(systemctl is-active multi-user.target)" = active ] && break; sleep 1; done
+state=$(systemctl is-active multi-user.target)
+echo "PXE-SIDECAR-E2E mac=$mac root=$root etc=$etc usr=$usr tmp=$tmp runtmp=$runtmp var=$var myself=$myself prev=$prev adjtime=$adj target=$state" > /dev/ttyS0
+"#;
+        let m = &self.merged;
+        std::fs::create_dir_all(m.join("usr/local/sbin")).unwrap();
+        let bin = m.join("usr/local/sbin/pxe-e2e-report");
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::write(
+            m.join("etc/systemd/system/pxe-e2e.service"),
+            "[Unit]\nDescription=pxe-sidecar e2e report\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/pxe-e2e-report\n\n[Install]\nWantedBy=multi-user.target\n",
+        )
+        .unwrap();
+        let wants = m.join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        let _ = std::os::unix::fs::symlink(
+            "/etc/systemd/system/pxe-e2e.service",
+            wants.join("pxe-e2e.service"),
+        );
+    }
+
+    /// `pxe-sidecar rootfs prepare`, as the README tells the admin; returns
+    /// the kernel line it printed.
+    pub fn prepare(&self) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pxe-sidecar"))
+            .args(["rootfs", "prepare"])
+            .arg(&self.merged)
+            .args(["--server", "10.77.0.2"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "rootfs prepare: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let check = std::process::Command::new(env!("CARGO_BIN_EXE_pxe-sidecar"))
+            .args(["rootfs", "check"])
+            .arg(&self.merged)
+            .args(["--server", "10.77.0.2"])
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "rootfs check after prepare:\n{}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        text.lines()
+            .skip_while(|l| !l.starts_with("kernel command line:"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no kernel line in:\n{text}"))
+            .trim()
+            .to_string()
+    }
+
+    /// pxe-sidecar's config serving this tree; `extra` is appended.
+    pub fn config(&self, lan: &Lan, extra: &str) -> String {
+        format!(
+            "[pxelinux]\nappend = \"console=ttyS0\"\n[nfs]\nroot = \"{}\"\nstate_dir = \"{}\"\nroot_squash = \"none\"\n{extra}",
+            self.merged.display(),
+            lan.path("state").display()
+        )
+    }
+}
+
+impl Drop for DebianRoot {
+    fn drop(&mut self) {
+        // the server is gone by now: a plain umount, so the temp dir can go
+        let ok = std::process::Command::new("umount")
+            .arg(&self.merged)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.merged)
+                .status();
+        }
+    }
+}
+
+/// The marker line of one boot, split into its key=value words.
+pub fn report(con: &str) -> std::collections::HashMap<String, String> {
+    // (it may share its line with a getty's login prompt)
+    let line = con
+        .lines()
+        .find_map(|l| l.find(REPORT).map(|i| &l[i..]))
+        .unwrap_or_else(|| panic!("no {REPORT} line; console:\n{con}"));
+    line.split_whitespace()
+        .skip(1)
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
