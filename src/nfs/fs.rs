@@ -374,8 +374,12 @@ impl RootFs {
         }
         let last = seen.insert(IpAddr::V4(ip), now);
         if last.is_none_or(|t| now.duration_since(t).as_secs() >= 60) {
+            let mac = self
+                .clients
+                .mac(ip)
+                .map_or_else(|| "-".into(), |m| m.to_string());
             warn!(
-                ip = %ip,
+                ip = %ip, mac = %mac,
                 "NFS refused {ip}: not allowed by [nfs] allow (it did not PXE-boot through us and is on no listed subnet)"
             );
         }
@@ -496,10 +500,10 @@ impl RootFs {
         if let Place::Area(id) = self.place(&found.0) {
             let mine = self.area_of(who);
             if id != mine {
+                let from = who.ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
                 warn!(
-                    ip = ?who.ip,
-                    "NFS refused {:?}: handle of client area {id:?}, caller's area is {mine:?}",
-                    who.ip,
+                    ip = %from,
+                    "NFS refused {from}: handle of client area {id:?}, caller's area is {mine:?}"
                 );
                 return Err(nfsstat3::NFS3ERR_ACCES);
             }
@@ -542,12 +546,12 @@ impl RootFs {
         }
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io_status)?;
         fs::rename(&tmp, &dir).map_err(io_status)?;
-        info!(
-            ip = ?who.ip,
-            "NFS new per-client area {} for {:?}",
-            dir.display(),
-            who.ip
-        );
+        let from = who.ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
+        let mac = who
+            .ip
+            .and_then(|ip| self.clients.mac(ip))
+            .map_or_else(|| "-".into(), |m| m.to_string());
+        info!(ip = %from, mac = %mac, "NFS new per-client area {} for {from}", dir.display());
         let m = fs::symlink_metadata(&dir).map_err(io_status)?;
         Ok((dir, m))
     }

@@ -141,6 +141,13 @@ impl Rig {
         // Give the server a moment to log the last transfer.
         std::thread::sleep(Duration::from_millis(300));
         self.lan.stop(&label);
+        // E2E_KEEP=DIR keeps each guest's console and the server log
+        if let Some(dir) = std::env::var_os("E2E_KEEP") {
+            let dir = Path::new(&dir);
+            let _ = std::fs::create_dir_all(dir);
+            let _ = std::fs::copy(&serial, dir.join(format!("{label}.console")));
+            let _ = std::fs::copy(&self.log, dir.join(format!("{label}.server.log")));
+        }
         console(&serial)
     }
 
