@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::guest::{DebianRoot, Firmware, GUEST_MAC, REPORT, Rig};
-use common::netns::{Lan, require, wait_for_log};
+use common::netns::{Lan, require, start_ganesha, wait_for_log};
 
 const WITHIN: Duration = Duration::from_secs(900);
 
@@ -43,37 +43,7 @@ fn classic_tftp_root(lan: &Lan, root: &DebianRoot, kernel_line: &str) -> PathBuf
 }
 
 fn start_classic(lan: &mut Lan, tftp: &Path, export: &Path) -> PathBuf {
-    let rpcbind = lan.spawn("pxe", "rpcbind", &["rpcbind", "-f", "-w"]);
-    std::thread::sleep(Duration::from_millis(300));
-    let conf = lan.path("ganesha.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "NFS_CORE_PARAM {{ Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }}\n\
-             NFS_KRB5 {{ Active_krb5 = false; }}\n\
-             EXPORT {{ Export_Id = 1; Path = {p}; Pseudo = {p}; Protocols = 3; Transports = TCP; Access_Type = RW; Squash = No_Root_Squash; SecType = sys; FSAL {{ Name = VFS; }} }}\n\
-             LOG {{ Default_Log_Level = WARN; }}\n",
-            p = export.display()
-        ),
-    )
-    .unwrap();
-    let pid = lan.path("ganesha.pid").display().to_string();
-    let conf_s = conf.display().to_string();
-    lan.spawn(
-        "pxe",
-        "ganesha",
-        &[
-            "ganesha.nfsd",
-            "-F",
-            "-f",
-            &conf_s,
-            "-L",
-            "/dev/stderr",
-            "-p",
-            &pid,
-        ],
-    );
-    let _ = rpcbind;
+    start_ganesha(lan, "pxe", "classic", export, true, "0-1");
     let root = format!("--tftp-root={}", tftp.display());
     let pidfile = format!("--pid-file={}", lan.path("dnsmasq-proxy.pid").display());
     let log = lan.spawn(

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::netns::{Lan, require, wait_for_log};
+use common::netns::{Lan, require, start_ganesha, wait_for_log};
 use common::peak_rss_kib;
 
 const SRV: &str = "10.79.0.2";
@@ -113,42 +113,8 @@ fn start(lan: &mut Lan, s: &Server, root: &Path, n: usize) -> Vec<String> {
         );
         wait_for_log(&log, "NFS listening", Duration::from_secs(10));
     } else {
-        // ganesha will not start unless it can register with a portmapper
-        let rpcbind = format!("rpcbind-{n}");
-        lan.spawn("server", &rpcbind, &["rpcbind", "-f", "-w"]);
-        labels.push(rpcbind);
-        std::thread::sleep(Duration::from_millis(300));
-        let conf = lan.path(&format!("ganesha-{n}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "NFS_CORE_PARAM {{ Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }}\n\
-                 NFS_KRB5 {{ Active_krb5 = false; }}\n\
-                 EXPORT {{ Export_Id = 1; Path = {p}; Pseudo = {p}; Protocols = 3; Transports = TCP; Access_Type = RO; Squash = No_Root_Squash; SecType = sys; FSAL {{ Name = VFS; }} }}\n\
-                 LOG {{ Default_Log_Level = WARN; }}\n",
-                p = root.display()
-            ),
-        )
-        .unwrap();
-        let recov = lan.path(&format!("ganesha-recov-{n}"));
-        std::fs::create_dir_all(&recov).unwrap();
-        lan.spawn(
-            "server",
-            &label,
-            &[
-                "taskset",
-                "-c",
-                "0",
-                "ganesha.nfsd",
-                "-F",
-                "-f",
-                &conf.display().to_string(),
-                "-L",
-                "/dev/stderr",
-                "-p",
-                &lan.path(&format!("ganesha-{n}.pid")).display().to_string(),
-            ],
-        );
+        // (ganesha will not start unless it can register with a portmapper)
+        labels = start_ganesha(lan, "server", &n.to_string(), root, false, "0");
         // ganesha listens after its grace-period setup; wait for the port
         let ns = lan.ns("client");
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UnixListener};
 use tracing::warn;
 
-use crate::timeline::{Snapshot, Timeline};
+use crate::timeline::{Snapshot, Timeline, clock};
 
 /// Binds the status socket (a stale one from a previous run is replaced).
 pub fn bind_socket(path: &Path) -> Result<UnixListener> {
@@ -123,18 +123,7 @@ pub fn render(s: &Snapshot) -> String {
          table{border-collapse:collapse;margin-bottom:1.5em}td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #ddd}\
          .bad{color:#b00}.ok{color:#070}code{font-size:90%}</style></head><body><h1>pxe-sidecar: clients</h1>",
     );
-    let k = &s.counters;
-    let _ = write!(
-        h,
-        "<p id=\"totals\">{} DHCP requests, {} proxy replies, {} TFTP files sent, {} TFTP errors, {} HTTP requests, {} NFS mounts, {} warnings</p>",
-        k.dhcp_requests,
-        k.proxy_replies,
-        k.tftp_files,
-        k.tftp_errors,
-        k.http_requests,
-        k.nfs_mounts,
-        k.warnings
-    );
+    let _ = write!(h, "<p id=\"totals\">{}</p>", esc(&s.counters.summary()));
     if s.clients.is_empty() {
         h.push_str("<p>No client seen yet. Boot one, or run <code>pxe-sidecar probe</code>.</p>");
     }
@@ -147,13 +136,10 @@ pub fn render(s: &Snapshot) -> String {
             kind = esc(c.kind.as_deref().unwrap_or(""))
         );
         for st in &c.steps {
-            let secs = st.t as u64 % 86_400;
             let _ = write!(
                 h,
-                "<tr class=\"step\"><td>{:02}:{:02}:{:02}</td><td>{}</td><td class=\"{}\">{}</td><td><code>{}</code></td></tr>",
-                secs / 3600,
-                secs / 60 % 60,
-                secs % 60,
+                "<tr class=\"step\"><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td><code>{}</code></td></tr>",
+                clock(st.t),
                 esc(&st.door),
                 if st.ok { "ok" } else { "bad" },
                 if st.ok { "✓" } else { "✗" },

@@ -233,32 +233,40 @@ pub fn report(s: &Snapshot) -> String {
             (s.now - c.last_seen).max(0.0)
         );
         for st in &c.steps {
-            let secs = st.t as u64 % 86_400;
             let _ = writeln!(
                 out,
-                "  {:02}:{:02}:{:02} {:<5} {} {}",
-                secs / 3600,
-                secs / 60 % 60,
-                secs % 60,
+                "  {} {:<5} {} {}",
+                clock(st.t),
                 st.door,
                 if st.ok { "✓" } else { "✗" },
                 st.text
             );
         }
     }
-    let k = &s.counters;
-    let _ = writeln!(
-        out,
-        "totals: {} DHCP requests, {} proxy replies, {} TFTP files sent, {} TFTP errors, {} HTTP requests, {} NFS mounts, {} warnings",
-        k.dhcp_requests,
-        k.proxy_replies,
-        k.tftp_files,
-        k.tftp_errors,
-        k.http_requests,
-        k.nfs_mounts,
-        k.warnings
-    );
+    let _ = writeln!(out, "totals: {}", s.counters.summary());
     out
+}
+
+impl Counters {
+    /// One line of totals, for `status` and the page.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} DHCP requests, {} proxy replies, {} TFTP files sent, {} TFTP errors, {} HTTP requests, {} NFS mounts, {} warnings",
+            self.dhcp_requests,
+            self.proxy_replies,
+            self.tftp_files,
+            self.tftp_errors,
+            self.http_requests,
+            self.nfs_mounts,
+            self.warnings
+        )
+    }
+}
+
+/// `HH:MM:SS` (UTC) of a timeline time.
+pub fn clock(t: f64) -> String {
+    let secs = t as u64 % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 #[cfg(test)]

@@ -354,3 +354,56 @@ pub fn start_dnsmasq(lan: &mut Lan, host: &str, extra: &[&str]) -> PathBuf {
     args.extend_from_slice(extra);
     lan.spawn(host, &format!("dnsmasq-{host}"), &args)
 }
+
+/// nfs-ganesha (VFS FSAL, NFSv3 over TCP on 2049, MOUNT on 20048) exporting
+/// `export` from a host, with the rpcbind it insists on registering with.
+/// `pin`: a `taskset` CPU list. Returns the labels to stop, ganesha's first.
+pub fn start_ganesha(
+    lan: &mut Lan,
+    host: &str,
+    tag: &str,
+    export: &Path,
+    rw: bool,
+    pin: &str,
+) -> Vec<String> {
+    let rpcbind = format!("rpcbind-{tag}");
+    lan.spawn(host, &rpcbind, &["rpcbind", "-f", "-w"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let conf = lan.path(&format!("ganesha-{tag}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "NFS_CORE_PARAM {{ Protocols = 3; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; }}\n\
+             NFS_KRB5 {{ Active_krb5 = false; }}\n\
+             EXPORT {{ Export_Id = 1; Path = {p}; Pseudo = {p}; Protocols = 3; Transports = TCP; Access_Type = {access}; Squash = No_Root_Squash; SecType = sys; FSAL {{ Name = VFS; }} }}\n\
+             LOG {{ Default_Log_Level = WARN; }}\n",
+            p = export.display(),
+            access = if rw { "RW" } else { "RO" },
+        ),
+    )
+    .unwrap();
+    let label = format!("ganesha-{tag}");
+    let conf = conf.display().to_string();
+    let pid = lan
+        .path(&format!("ganesha-{tag}.pid"))
+        .display()
+        .to_string();
+    lan.spawn(
+        host,
+        &label,
+        &[
+            "taskset",
+            "-c",
+            pin,
+            "ganesha.nfsd",
+            "-F",
+            "-f",
+            &conf,
+            "-L",
+            "/dev/stderr",
+            "-p",
+            &pid,
+        ],
+    );
+    vec![label, rpcbind]
+}
