@@ -1,7 +1,9 @@
 //! `pxe-sidecar probe`: behaves like PXE firmware on the LAN and reports
 //! each stage with its timing — DISCOVER, the offers seen (router's and
 //! proxies'), the 4011 step, the TFTP fetch of the boot file, and for
-//! pxelinux its config search and the files the config names. On failure it
+//! pxelinux its config search, the files the config names and, for an
+//! `nfsroot=` kernel line, the portmapper, MOUNT and a LOOKUP of /sbin/init
+//! in the NFS root. On failure it
 //! says what a real client would show (PXE-E51, PXE-E53, PXE-E32, PXE-T01)
 //! and the likely cause. Works against any PXE server, not only ours.
 
@@ -406,12 +408,17 @@ fn pxelinux_search(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, loader: &s
             Ok(text) => {
                 p.note(true, format!("pxelinux would use {path}"));
                 let mut named = Vec::new();
+                let mut nfsroot = None;
                 for line in text.lines() {
                     let mut w = line.split_whitespace();
-                    if let Some(k) = w.next().map(str::to_ascii_uppercase)
-                        && (k == "KERNEL" || k == "LINUX" || k == "INITRD")
-                    {
-                        named.extend(w.next().map(str::to_string));
+                    match w.next().map(str::to_ascii_uppercase).as_deref() {
+                        Some("KERNEL" | "LINUX" | "INITRD") => {
+                            named.extend(w.next().map(str::to_string))
+                        }
+                        Some("APPEND") => {
+                            nfsroot = nfsroot.or(w.find_map(|a| a.strip_prefix("nfsroot=")))
+                        }
+                        _ => {}
                     }
                 }
                 if named.is_empty() {
@@ -423,6 +430,9 @@ fn pxelinux_search(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, loader: &s
                 for f in named.iter().filter(|f| !f.ends_with(".c32")) {
                     fetch(p, own_ip, server, &format!("{dir}{f}"));
                 }
+                if let Some(spec) = nfsroot {
+                    nfs_root(p, spec);
+                }
                 return;
             }
             Err(TftpFail::Error(1, _)) => continue,
@@ -433,6 +443,86 @@ fn pxelinux_search(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, loader: &s
         }
     }
     p.note(false, format!("no pxelinux config found: pxelinux stops at the boot: prompt ({dir}pxelinux.cfg/default is missing)"));
+}
+
+/// The NFS step of an `nfsroot=server:/path[,options]` kernel line, as
+/// initramfs-tools' klibc `nfsmount` does it: the portmapper on 111 for the
+/// MOUNT and NFS ports, MOUNT of the path, then a LOOKUP of /sbin/init.
+fn nfs_root(p: &mut Probe, spec: &str) {
+    let target = spec.split(',').next().unwrap_or(spec);
+    let Some((host, path)) = target.split_once(':') else {
+        p.note(
+            false,
+            format!("nfsroot={spec} names no server: the initramfs would use the DHCP server's siaddr (the router's, behind a proxy)"),
+        );
+        return;
+    };
+    let started = Instant::now();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            p.note(false, format!("NFS step: cannot start a runtime: {e}"));
+            return;
+        }
+    };
+    // SAFETY: geteuid has no preconditions.
+    let privileged = unsafe { libc::geteuid() } == 0;
+    let result = runtime.block_on(async {
+        let conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            nfs3_client::Nfs3ConnectionBuilder::new(nfs3_client::tokio::TokioConnector, host, path)
+                .connect_from_privileged_port(privileged)
+                .mount(),
+        )
+        .await
+        .map_err(|_| "no answer within 10 s (portmapper on 111, or MOUNT)".to_string())?
+        .map_err(|e| e.to_string())?;
+        let (mount_port, nfs_port) = (conn.mount_port, conn.nfs3_port);
+        let mut fh = Some(conn.root_nfs_fh3());
+        let mut nfs = conn.into_nfs3_client();
+        let mut found = true;
+        for part in ["sbin", "init"] {
+            use nfs3_client::nfs3_types::nfs3::{LOOKUP3args, Nfs3Result, diropargs3, filename3};
+            use nfs3_client::nfs3_types::xdr_codec::Opaque;
+            let Some(dir) = fh.take() else { break };
+            let args = LOOKUP3args {
+                what: diropargs3 {
+                    dir,
+                    name: filename3(Opaque::owned(part.as_bytes().to_vec())),
+                },
+            };
+            match nfs.lookup(&args).await.map_err(|e| e.to_string())? {
+                Nfs3Result::Ok(ok) => fh = Some(ok.object),
+                Nfs3Result::Err((stat, _)) => {
+                    found = false;
+                    p.note(false, format!("NFS LOOKUP /sbin/init in {target}: {stat:?}: the kernel will stop with \"No working init found\""));
+                    break;
+                }
+            }
+        }
+        Ok::<_, String>((mount_port, nfs_port, found))
+    });
+    match result {
+        Ok((mport, nport, found)) => {
+            p.note(
+                true,
+                format!(
+                    "NFS MOUNT {target}: ok in {} ms (MOUNT on port {mport}, NFS on port {nport}, found via the portmapper)",
+                    started.elapsed().as_millis()
+                ),
+            );
+            if found {
+                p.note(true, format!("NFS root {target} has /sbin/init"));
+            }
+        }
+        Err(e) => p.note(
+            false,
+            format!("NFS MOUNT {target} failed: {e} (the initramfs stops at \"Begin: Mounting root file system\"; check [nfs] root and allow, or the server's exports)"),
+        ),
+    }
 }
 
 enum TftpFail {

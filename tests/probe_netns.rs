@@ -168,3 +168,50 @@ fn probe_works_against_dnsmasq_proxy_mode() {
     // dnsmasq serves no pxelinux.cfg here: the probe says where pxelinux would stop.
     assert!(out.contains("no pxelinux config found"), "{out}");
 }
+
+#[test]
+fn probe_mounts_the_nfs_root_the_kernel_line_names() {
+    if !root_or_skip("probe_mounts_the_nfs_root_the_kernel_line_names") {
+        return;
+    }
+    let mut lan = lan_with_router();
+    let tree = lan.path("nfsroot");
+    std::fs::create_dir_all(tree.join("sbin")).unwrap();
+    std::fs::write(tree.join("sbin/init"), b"init").unwrap();
+    let state = lan.path("state");
+    let base = root_with_kernel(&lan);
+    let elsewhere = lan.path("elsewhere");
+    let cfg = |path: &std::path::Path| {
+        format!(
+            "{base}append = \"root=/dev/nfs nfsroot=10.77.0.2:{},vers=3,tcp,nolock ip=dhcp rw\"\n[nfs]\nroot = \"{}\"\nstate_dir = \"{}\"\nallow = [\"10.77.0.0/24\"]\n",
+            path.display(),
+            tree.display(),
+            state.display()
+        )
+    };
+    let text = cfg(&tree);
+    let (log, _) = start_server(&mut lan, "pxe", &text, &[]);
+    wait_for_log(&log, "NFS listening", Duration::from_secs(5));
+    let (ok, out) = probe(&lan, "bios");
+    assert!(ok, "{out}");
+    let target = format!("10.77.0.2:{}", tree.display());
+    assert!(
+        out.contains(&format!("✓ NFS MOUNT {target}: ok"))
+            && out.contains("MOUNT on port 2049, NFS on port 2049, found via the portmapper"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("✓ NFS root {target} has /sbin/init")),
+        "{out}"
+    );
+    // the kernel line names a path nobody exports
+    lan.stop("pxe-sidecar");
+    let text = cfg(&elsewhere);
+    start_server(&mut lan, "pxe", &text, &[]);
+    let (ok, out) = probe(&lan, "bios");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("✗ NFS MOUNT 10.77.0.2:") && out.contains("elsewhere failed"),
+        "{out}"
+    );
+}
