@@ -96,11 +96,11 @@ fn nfs_root(cfg: &Config, server: Option<std::net::Ipv4Addr>) -> Vec<Step> {
         return vec![];
     }
     if !cfg.nfs.root.is_dir() {
-        return vec![fail(
+        // [nfs] is on by default and idle until a tree exists: not a failure
+        return vec![pass(
             "NFS root",
-            format!("{} does not exist: NFS stays off", cfg.nfs.root.display()),
             format!(
-                "debootstrap --include=linux-image-amd64,systemd-sysv bookworm {0}; pxe-sidecar rootfs prepare {0} (or set [nfs] enabled = false)",
+                "{0} does not exist yet, so NFS stays off; to serve a root: debootstrap --include=linux-image-amd64,systemd-sysv,nfs-common bookworm {0} && pxe-sidecar rootfs prepare {0}",
                 cfg.nfs.root.display()
             ),
         )];
