@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::guest::{DebianRoot, Firmware, GUEST_MAC, REPORT, Rig};
-use common::netns::{Lan, require, start_ganesha, wait_for_log};
+use common::netns::{Lan, require, start_dnsmasq, start_ganesha, wait_for_log};
 
 const WITHIN: Duration = Duration::from_secs(900);
 
@@ -45,21 +45,12 @@ fn classic_tftp_root(lan: &Lan, root: &DebianRoot, kernel_line: &str) -> PathBuf
 fn start_classic(lan: &mut Lan, tftp: &Path, export: &Path) -> PathBuf {
     start_ganesha(lan, "pxe", "classic", export, true, "0-1");
     let root = format!("--tftp-root={}", tftp.display());
-    let pidfile = format!("--pid-file={}", lan.path("dnsmasq-proxy.pid").display());
-    let log = lan.spawn(
+    let log = start_dnsmasq(
+        lan,
         "pxe",
-        "dnsmasq-proxy",
         &[
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--port=0",
-            "--user=root",
-            "--interface=eth0",
             "--bind-interfaces",
-            "--log-facility=-",
             "--log-dhcp",
-            &pidfile,
             "--dhcp-range=10.77.0.0,proxy",
             "--enable-tftp",
             &root,
