@@ -2,14 +2,15 @@
 //! once multi-user.target is reached), BIOS and UEFI, with pxe-sidecar and,
 //! in the same run, with the classic stack: dnsmasq in proxy mode with its
 //! TFTP server, and nfs-ganesha (VFS FSAL, with rpcbind) serving the same
-//! root tree. Needs root, qemu, OVMF, dnsmasq, nfs-ganesha, debootstrap (the
-//! tree is scripts/e2e-rootfs's cache). `cargo bench --bench boot`.
+//! root tree; alternating rounds (BOOT_ROUNDS, default 3), medians reported.
+//! Needs root, qemu, OVMF, dnsmasq, nfs-ganesha, debootstrap (the tree is
+//! scripts/e2e-rootfs's cache). `cargo bench --bench boot`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::guest::{DebianRoot, Firmware, GUEST_MAC, REPORT, Rig};
 use common::netns::{Lan, require, start_dnsmasq, start_ganesha, wait_for_log};
@@ -63,6 +64,45 @@ fn start_classic(lan: &mut Lan, tftp: &Path, export: &Path) -> PathBuf {
     log
 }
 
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// pxe-sidecar with zero [pxelinux]: the generated config boots the tree.
+fn boot_ours(fw: Firmware, fw_name: &str) -> Duration {
+    let root = DebianRoot::new();
+    root.prepare();
+    let mut rig = Rig::new(|lan| root.config(lan, ""));
+    let con = rig.boot(fw, GUEST_MAC, REPORT, WITHIN);
+    let took = rig
+        .last
+        .unwrap_or_else(|| panic!("pxe-sidecar {fw_name} boot never finished:\n{con}"));
+    drop(rig);
+    drop(root);
+    took
+}
+
+/// dnsmasq proxy + TFTP and nfs-ganesha, the same tree and kernel line.
+fn boot_classic(fw: Firmware, fw_name: &str) -> Duration {
+    let root = DebianRoot::new();
+    let line = root.prepare();
+    let mut rig = Rig::with_server(|lan| {
+        let t = classic_tftp_root(lan, &root, &line);
+        start_classic(lan, &t, &root.merged)
+    });
+    let con = rig.boot(fw, GUEST_MAC, REPORT, WITHIN);
+    let took = rig.last.unwrap_or_else(|| {
+        panic!(
+            "classic-stack {fw_name} boot never finished:\n{con}\n{}",
+            rig.log()
+        )
+    });
+    drop(rig);
+    drop(root);
+    took
+}
+
 fn main() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 || !std::env::args().any(|a| a == "--bench") {
@@ -78,46 +118,23 @@ fn main() {
     ] {
         require(t);
     }
+    let rounds: usize = std::env::var("BOOT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     println!(
-        "boot to multi-user.target over the network (qemu TCG), time from qemu start to the marker"
+        "boot to multi-user.target over the network (qemu TCG), time from qemu start to the marker, median of {rounds} alternating rounds"
     );
     let mut rows = Vec::new();
     for fw in [Firmware::Bios, Firmware::Uefi] {
         let fw_name = if fw == Firmware::Bios { "BIOS" } else { "UEFI" };
-        // pxe-sidecar: zero [pxelinux]; the generated config boots the tree
-        let root = DebianRoot::new();
-        root.prepare();
-        let mut rig = Rig::new(|lan| root.config(lan, ""));
-        let t0 = Instant::now();
-        let con = rig.boot(fw, GUEST_MAC, REPORT, WITHIN);
-        let ours = rig.last.unwrap_or_else(|| {
-            panic!(
-                "pxe-sidecar {fw_name} boot never finished ({:?}):\n{con}",
-                t0.elapsed()
-            )
-        });
-        drop(rig);
-        drop(root);
-
-        let root = DebianRoot::new();
-        let line = root.prepare();
-        let mut tftp = None;
-        let mut rig = Rig::with_server(|lan| {
-            let t = classic_tftp_root(lan, &root, &line);
-            let log = start_classic(lan, &t, &root.merged);
-            tftp = Some(t);
-            log
-        });
-        let con = rig.boot(fw, GUEST_MAC, REPORT, WITHIN);
-        let classic = rig.last.unwrap_or_else(|| {
-            panic!(
-                "classic-stack {fw_name} boot never finished:\n{con}\n{}",
-                rig.log()
-            )
-        });
-        drop(rig);
-        drop(root);
-        rows.push((fw_name, ours, classic));
+        let (mut ours, mut classic) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            ours.push(boot_ours(fw, fw_name));
+            classic.push(boot_classic(fw, fw_name));
+        }
+        println!("{fw_name} rounds: pxe-sidecar {ours:.1?}, classic {classic:.1?}");
+        rows.push((fw_name, median(ours), median(classic)));
     }
     println!(
         "{:<6} {:>14} {:>26} {:>8}",
