@@ -321,10 +321,6 @@ impl RootFs {
         Ok(fs)
     }
 
-    pub fn root_path(&self) -> &Path {
-        &self.root
-    }
-
     fn who(&self) -> Who {
         let c = caller::current().unwrap_or_default();
         let ip = match c.addr.map(|a| a.ip()) {
@@ -340,6 +336,14 @@ impl RootFs {
         Who { ip, auth }
     }
 
+    /// The caller's address and MAC as log lines show them ("-" if unknown).
+    fn shown(&self, who: &Who) -> (String, String) {
+        match who.ip {
+            Some(ip) => (ip.to_string(), self.clients.mac_of(IpAddr::V4(ip))),
+            None => ("-".into(), "-".into()),
+        }
+    }
+
     /// The id of the caller's per-client area.
     fn area_of(&self, who: &Who) -> String {
         who.ip
@@ -348,7 +352,7 @@ impl RootFs {
 
     /// The area id of a client: its `[[clients]] name`, else its MAC
     /// (`52-54-00-12-34-56`, as pxelinux names it), else `ip-<address>`.
-    pub fn area_id(&self, ip: Ipv4Addr) -> String {
+    fn area_id(&self, ip: Ipv4Addr) -> String {
         match self.clients.mac(ip) {
             Some(mac) => self
                 .names
@@ -360,7 +364,7 @@ impl RootFs {
     }
 
     /// Whether a caller may use the door at all (`[nfs] allow`).
-    pub fn admits(&self, ip: Option<Ipv4Addr>) -> bool {
+    fn admits(&self, ip: Option<Ipv4Addr>) -> bool {
         let Some(ip) = ip else { return false };
         let via_us = self.clients.booted_via_us(ip);
         if self.allow.iter().any(|a| a.admits(ip, via_us)) {
@@ -374,10 +378,7 @@ impl RootFs {
         }
         let last = seen.insert(IpAddr::V4(ip), now);
         if last.is_none_or(|t| now.duration_since(t).as_secs() >= 60) {
-            let mac = self
-                .clients
-                .mac(ip)
-                .map_or_else(|| "-".into(), |m| m.to_string());
+            let mac = self.clients.mac_of(IpAddr::V4(ip));
             warn!(
                 ip = %ip, mac = %mac,
                 "NFS refused {ip}: not allowed by [nfs] allow (it did not PXE-boot through us and is on no listed subnet)"
@@ -500,7 +501,7 @@ impl RootFs {
         if let Place::Area(id) = self.place(&found.0) {
             let mine = self.area_of(who);
             if id != mine {
-                let from = who.ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
+                let (from, _) = self.shown(who);
                 warn!(
                     ip = %from,
                     "NFS refused {from}: handle of client area {id:?}, caller's area is {mine:?}"
@@ -546,11 +547,7 @@ impl RootFs {
         }
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io_status)?;
         fs::rename(&tmp, &dir).map_err(io_status)?;
-        let from = who.ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
-        let mac = who
-            .ip
-            .and_then(|ip| self.clients.mac(ip))
-            .map_or_else(|| "-".into(), |m| m.to_string());
+        let (from, mac) = self.shown(who);
         info!(ip = %from, mac = %mac, "NFS new per-client area {} for {from}", dir.display());
         let m = fs::symlink_metadata(&dir).map_err(io_status)?;
         Ok((dir, m))
@@ -820,11 +817,7 @@ impl NfsReadFileSystem for RootFs {
             }
         }
         let shown = self.root.join(path);
-        let from = who.ip.map_or_else(|| "-".to_string(), |ip| ip.to_string());
-        let mac = who
-            .ip
-            .and_then(|ip| self.clients.mac(ip))
-            .map_or_else(|| "-".into(), |m| m.to_string());
+        let (from, mac) = self.shown(&who);
         match result {
             Ok(()) => {
                 info!(ip = %from, mac = %mac, "MOUNT {} from {from}", shown.display());
