@@ -69,6 +69,16 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// One line per boot: when each console milestone showed, in seconds.
+fn print_phases(stack: &str, rig: &Rig) {
+    let steps: Vec<String> = rig
+        .phases
+        .iter()
+        .map(|(name, t)| format!("{name} {:.1}", t.as_secs_f64()))
+        .collect();
+    println!("  {stack:<12} {}", steps.join(", "));
+}
+
 /// pxe-sidecar with zero [pxelinux]: the generated config boots the tree.
 fn boot_ours(fw: Firmware, fw_name: &str) -> Duration {
     let root = DebianRoot::new();
@@ -78,6 +88,7 @@ fn boot_ours(fw: Firmware, fw_name: &str) -> Duration {
     let took = rig
         .last
         .unwrap_or_else(|| panic!("pxe-sidecar {fw_name} boot never finished:\n{con}"));
+    print_phases("pxe-sidecar", &rig);
     drop(rig);
     drop(root);
     took
@@ -98,6 +109,7 @@ fn boot_classic(fw: Firmware, fw_name: &str) -> Duration {
             rig.log()
         )
     });
+    print_phases("classic", &rig);
     drop(rig);
     drop(root);
     took
@@ -125,9 +137,17 @@ fn main() {
     println!(
         "boot to multi-user.target over the network (qemu TCG), time from qemu start to the marker, median of {rounds} alternating rounds"
     );
+    // BOOT_FIRMWARE=bios or uefi measures one of the two.
+    let only = std::env::var("BOOT_FIRMWARE")
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let mut rows = Vec::new();
     for fw in [Firmware::Bios, Firmware::Uefi] {
         let fw_name = if fw == Firmware::Bios { "BIOS" } else { "UEFI" };
+        if !only.is_empty() && only != fw_name {
+            continue;
+        }
+        println!("{fw_name} (seconds from qemu start to each console milestone):");
         let (mut ours, mut classic) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             ours.push(boot_ours(fw, fw_name));

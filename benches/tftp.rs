@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::{Lan, require, wait_for_log};
-use common::peak_rss_kib;
+use common::{cpu_time, peak_rss_kib};
 
 const CLIENTS: usize = 50;
 
@@ -101,6 +101,29 @@ struct Row {
     window: Duration,
     fifty: Duration,
     rss: Option<u64>,
+    /// Server CPU time for the plain 100 MiB fetch and for the 50 clients.
+    cpu: Option<(Duration, Duration)>,
+}
+
+/// Runs the three measurements against the server `pid` (None: it forks
+/// per transfer, so its CPU time is not in one process).
+fn measure(lan: &Lan, name: &'static str, pid: Option<i32>) -> Row {
+    let cpu = || pid.map_or(Duration::ZERO, cpu_time);
+    let c0 = cpu();
+    let plain = atftp(lan, "big", None);
+    let c1 = cpu();
+    let window = atftp(lan, "big", Some(16));
+    let c2 = cpu();
+    let fifty = concurrent(lan, "initrd");
+    let c3 = cpu();
+    Row {
+        name,
+        plain,
+        window,
+        fifty,
+        rss: pid.map(peak_rss_kib),
+        cpu: pid.map(|_| (c1 - c0, c3 - c2)),
+    }
 }
 
 fn mbps(bytes: usize, d: Duration) -> f64 {
@@ -158,17 +181,7 @@ fn main() {
         ],
     );
     wait_for_log(&log, "TFTP listening", Duration::from_secs(10));
-    let pid = lan.pid("pxe");
-    let plain = atftp(&lan, "big", None);
-    let window = atftp(&lan, "big", Some(16));
-    let fifty = concurrent(&lan, "initrd");
-    rows.push(Row {
-        name: "pxe-sidecar",
-        plain,
-        window,
-        fifty,
-        rss: Some(peak_rss_kib(pid)),
-    });
+    rows.push(measure(&lan, "pxe-sidecar", Some(lan.pid("pxe"))));
     lan.stop("pxe");
 
     // dnsmasq, TFTP only (no DHCP, no DNS).
@@ -194,17 +207,7 @@ fn main() {
         ],
     );
     wait_for_log(&log, "TFTP root is", Duration::from_secs(10));
-    let pid = lan.pid("dnsmasq");
-    let plain = atftp(&lan, "big", None);
-    let window = atftp(&lan, "big", Some(16));
-    let fifty = concurrent(&lan, "initrd");
-    rows.push(Row {
-        name: "dnsmasq",
-        plain,
-        window,
-        fifty,
-        rss: Some(peak_rss_kib(pid)),
-    });
+    rows.push(measure(&lan, "dnsmasq", Some(lan.pid("dnsmasq"))));
     lan.stop("dnsmasq");
 
     // tftpd-hpa --secure (forks per transfer: its RSS is per process).
@@ -227,33 +230,34 @@ fn main() {
         ],
     );
     std::thread::sleep(Duration::from_millis(300));
-    let plain = atftp(&lan, "big", None);
-    let window = atftp(&lan, "big", Some(16));
-    let fifty = concurrent(&lan, "initrd");
-    rows.push(Row {
-        name: "tftpd-hpa",
-        plain,
-        window,
-        fifty,
-        rss: None,
-    });
+    rows.push(measure(&lan, "tftpd-hpa", None));
     lan.stop("tftpd");
 
     println!("\nTFTP, atftp client, blksize 1468, server on CPU 0, clients on CPU 1");
     println!(
-        "{:<12} {:>22} {:>26} {:>22} {:>12}",
-        "server", "100 MiB (MB/s)", "100 MiB windowsize 16", "50 x 40 MiB total", "peak RSS"
+        "{:<12} {:>22} {:>26} {:>22} {:>12} {:>22}",
+        "server",
+        "100 MiB (MB/s)",
+        "100 MiB windowsize 16",
+        "50 x 40 MiB total",
+        "peak RSS",
+        "server CPU 100M / 50x"
     );
     for r in &rows {
         println!(
-            "{:<12} {:>13.2?} {:>7.1} {:>17.2?} {:>7.1} {:>22.2?} {:>12}",
+            "{:<12} {:>13.2?} {:>7.1} {:>17.2?} {:>7.1} {:>22.2?} {:>12} {:>22}",
             r.name,
             r.plain,
             mbps(100 << 20, r.plain),
             r.window,
             mbps(100 << 20, r.window),
             r.fifty,
-            r.rss.map_or("-".to_string(), |k| format!("{k} KiB"))
+            r.rss.map_or("-".to_string(), |k| format!("{k} KiB")),
+            r.cpu.map_or("-".to_string(), |(a, b)| format!(
+                "{:.2}s / {:.2}s",
+                a.as_secs_f64(),
+                b.as_secs_f64()
+            ))
         );
     }
 }

@@ -387,6 +387,42 @@ fn client_error_aborts_at_once_and_frees_the_slot() {
 }
 
 #[test]
+fn a_vanished_client_frees_its_slot_without_the_retry_rounds() {
+    if !root_or_skip("a_vanished_client_frees_its_slot_without_the_retry_rounds") {
+        return;
+    }
+    let s = setup("max_per_client = 1\n");
+    std::fs::write(s.root.join("big"), bytes(1 << 20, 6)).unwrap();
+    let log = s.log.clone();
+    let t0 = std::time::Instant::now();
+    s.lan.in_host("client", move || {
+        // Takes DATA 1 and goes away (a firmware reset mid-transfer): the
+        // server's re-send after its 2 s timeout meets a closed port.
+        let gone = UdpSocket::bind("0.0.0.0:0").unwrap();
+        gone.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        gone.send_to(&rrq("big", &[]), (SRV, 69)).unwrap();
+        let mut buf = [0u8; 2048];
+        let (_, _) = gone.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..4], &[0, 3, 0, 1]);
+    });
+    let text = wait_for_log(&log, "port is closed", Duration::from_secs(6));
+    assert!(
+        text.contains("big to 10.77.0.9: failed after 0 bytes"),
+        "{text}"
+    );
+    // Without the ICMP check this took the 5 retry rounds of 2 s each.
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    s.lan.in_host("client", move || {
+        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        sock.send_to(&rrq("big", &[]), (SRV, 69)).unwrap();
+        let mut buf = [0u8; 2048];
+        let (_, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..4], &[0, 3, 0, 1], "expected DATA 1, not busy");
+    });
+}
+
+#[test]
 fn lossy_link_still_yields_correct_files() {
     if !root_or_skip("lossy_link_still_yields_correct_files") {
         return;

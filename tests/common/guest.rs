@@ -54,7 +54,21 @@ pub struct Rig {
     guests: usize,
     /// Time from qemu's start to the marker, in the last boot that showed it.
     pub last: Option<Duration>,
+    /// When each of `MILESTONES` first showed on the last boot's console.
+    pub phases: Vec<(&'static str, Duration)>,
 }
+
+/// Console lines that mark the boot's steps, in order: the firmware's PXE
+/// start, the loader's banner, the kernel, the initramfs mounting the NFS
+/// root, and systemd on the NFS root. The boot bench prints when each
+/// appeared, so a slower stack shows which step it loses time in.
+pub const MILESTONES: [(&str, &str); 5] = [
+    ("firmware PXE", "PXE"),
+    ("loader", "LINUX "),
+    ("kernel", "Linux version"),
+    ("initramfs NFS mount", "Begin: Mounting root file system"),
+    ("systemd", "Welcome to Debian"),
+];
 
 impl Rig {
     /// `config` gets the LAN (for paths) and returns pxe-sidecar's TOML.
@@ -89,6 +103,7 @@ impl Rig {
             log,
             guests: 0,
             last: None,
+            phases: Vec::new(),
         }
     }
 
@@ -128,11 +143,30 @@ impl Rig {
                 args.extend_from_slice(&["-bios", "/usr/share/ovmf/OVMF.fd", "-device", &nic]);
             }
         }
+        // E2E_KEEP=DIR also keeps a capture of the whole boot (headers only).
+        let keep = std::env::var_os("E2E_KEEP").map(PathBuf::from);
+        let pcap = self.lan.path(&format!("{label}.pcap"));
+        let dump = format!("tcpdump-{label}");
+        if keep.is_some() {
+            let p = pcap.display().to_string();
+            let t = self.lan.spawn_on_switch(
+                &dump,
+                &["tcpdump", "-i", "br0", "-s", "256", "-U", "-w", &p],
+            );
+            wait_for_log(&t, "listening on", Duration::from_secs(5));
+        }
         self.lan.spawn_on_switch(&label, &args);
         let start = Instant::now();
         self.last = None;
+        self.phases.clear();
         while start.elapsed() < within {
-            if console(&serial).contains(marker) {
+            let text = console(&serial);
+            for (name, needle) in MILESTONES {
+                if !self.phases.iter().any(|(n, _)| *n == name) && text.contains(needle) {
+                    self.phases.push((name, start.elapsed()));
+                }
+            }
+            if text.contains(marker) {
                 self.last = Some(start.elapsed());
                 break;
             }
@@ -141,12 +175,16 @@ impl Rig {
         // Give the server a moment to log the last transfer.
         std::thread::sleep(Duration::from_millis(300));
         self.lan.stop(&label);
-        // E2E_KEEP=DIR keeps each guest's console and the server log
-        if let Some(dir) = std::env::var_os("E2E_KEEP") {
-            let dir = Path::new(&dir);
-            let _ = std::fs::create_dir_all(dir);
-            let _ = std::fs::copy(&serial, dir.join(format!("{label}.console")));
-            let _ = std::fs::copy(&self.log, dir.join(format!("{label}.server.log")));
+        // E2E_KEEP=DIR keeps each guest's console, the server log and the capture.
+        if let Some(dir) = keep {
+            self.lan.stop(&dump);
+            let _ = std::fs::create_dir_all(&dir);
+            // Numbered across rigs, so a second rig's first guest keeps its own files.
+            static KEPT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = KEPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let _ = std::fs::copy(&serial, dir.join(format!("{n:02}-{label}.console")));
+            let _ = std::fs::copy(&self.log, dir.join(format!("{n:02}-{label}.server.log")));
+            let _ = std::fs::copy(&pcap, dir.join(format!("{n:02}-{label}.pcap")));
         }
         console(&serial)
     }

@@ -164,6 +164,22 @@ pub fn peak_rss_kib(pid: i32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system, all threads) a process has used so far.
+pub fn cpu_time(pid: i32) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of stat(5), in clock ticks.
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    std::time::Duration::from_millis(ticks * 1000 / hz)
+}
+
 /// The client's request as firmware sends it: from 0.0.0.0:68 to broadcast :67.
 pub fn discover_frame(c: &Client) -> Vec<u8> {
     use pxe_sidecar::{frame, mac::Mac};

@@ -245,6 +245,7 @@ impl<H: Handler> TftpServerBuilder<H> {
             ex: Executor::new(),
             config,
             local_ip,
+            engine: Arc::new(super::engine::Engine::start()?),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Server side implementation.
 
 mod builder;
+mod engine;
 mod handler;
 mod read_req;
 #[allow(clippy::module_inception)]

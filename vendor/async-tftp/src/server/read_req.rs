@@ -1,26 +1,31 @@
-use async_io::{Async, Timer};
-use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncRead, AsyncReadExt, StreamExt};
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncRead, AsyncReadExt};
 use log::trace;
 use std::cmp;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::slice;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::server::{TransferOutcome, TransferReport};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
 use crate::server::{ServerConfig, DEFAULT_BLOCK_SIZE};
+use crate::server::{TransferOutcome, TransferReport};
+use super::engine::Engine;
+use tokio::net::UdpSocket as TokioUdp;
 
-pub(crate) struct ReadRequest<'r, R>
+// pxe-sidecar patch: a read transfer runs on the engine's tokio thread
+// (engine.rs) with a UDP socket connected to the client (PATCHES.md #4).
+// Connecting lets the kernel skip the route lookup per send and filter
+// datagrams from other ports (RFC 1350 TIDs), and reports a client whose
+// port is closed (ICMP port unreachable) instead of retrying into it.
+pub(crate) struct ReadRequest<R>
 where
     R: AsyncRead + Send,
 {
     peer: SocketAddr,
-    socket: Async<UdpSocket>,
-    reader: &'r mut R,
+    socket: Option<UdpSocket>,
+    reader: R,
     block_size: usize,
     timeout: Duration,
     max_send_retries: u32,
@@ -29,25 +34,20 @@ where
     // pxe-sidecar patch: counters for the transfer report.
     bytes_acked: u64,
     retransmits: u64,
-    // pxe-sidecar patch: one interval timer for the whole transfer. A fresh
-    // `Timer` per ACK wait made async-io notify its reactor on every block
-    // (an eventfd write and an extra epoll round), which cost ~10-15% of
-    // lock-step throughput. Timeouts now fire between 1 and 1.25 x timeout.
-    tick: Timer,
 }
 
-impl<'r, R> ReadRequest<'r, R>
+impl<R> ReadRequest<R>
 where
-    R: AsyncRead + Send + Unpin,
+    R: AsyncRead + Send + Unpin + 'static,
 {
-    pub(crate) async fn init(
-        reader: &'r mut R,
+    pub(crate) fn init(
+        reader: R,
         file_size: Option<u64>,
         peer: SocketAddr,
         req: &RwReq,
         config: ServerConfig,
         local_ip: IpAddr,
-    ) -> Result<ReadRequest<'r, R>> {
+    ) -> Result<ReadRequest<R>> {
         let oack_opts = build_oack_opts(&config, req, file_size);
 
         let block_size = oack_opts
@@ -67,12 +67,14 @@ where
             .map(|t| Duration::from_secs(u64::from(t)))
             .unwrap_or(config.timeout);
 
-        let addr = SocketAddr::new(local_ip, 0);
-        let socket = Async::<UdpSocket>::bind(addr).map_err(Error::Bind)?;
+        let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+            .map_err(Error::Bind)?;
+        socket.connect(peer)?;
+        socket.set_nonblocking(true)?;
 
         Ok(ReadRequest {
             peer,
-            socket,
+            socket: Some(socket),
             reader,
             block_size,
             timeout,
@@ -81,16 +83,31 @@ where
             window_size: negotiated_window_size,
             bytes_acked: 0,
             retransmits: 0,
-            tick: Timer::interval((timeout / 4).max(Duration::from_millis(10))),
         })
     }
 
-    pub(crate) async fn handle(&mut self) -> TransferReport {
+    /// Runs the transfer on the engine's thread; the calling task only waits.
+    pub(crate) async fn handle(self, engine: &Engine) -> TransferReport {
+        let (peer, negotiated) = (self.peer, describe_opts(self.oack_opts.as_ref()));
+        engine.run(self.transfer()).await.unwrap_or(TransferReport {
+            bytes: 0,
+            retransmits: 0,
+            elapsed: Duration::ZERO,
+            negotiated,
+            outcome: TransferOutcome::Failed(format!("transfer to {peer} stopped: server shutting down")),
+        })
+    }
+
+    async fn transfer(mut self) -> TransferReport {
         let start = Instant::now();
-        let result = self.try_handle().await;
+        let result = match self.socket.take().map(TokioUdp::from_std) {
+            Some(Ok(socket)) => self.try_handle(&socket).await.map_err(|e| (e, Some(socket))),
+            Some(Err(e)) => Err((e.into(), None)),
+            None => Err((io::Error::from(io::ErrorKind::NotConnected).into(), None)),
+        };
         let outcome = match &result {
             Ok(()) => TransferOutcome::Complete,
-            Err(Error::Packet(crate::packet::Error::Msg(m))) if m.starts_with(CLIENT_ERROR) => {
+            Err((Error::Packet(crate::packet::Error::Msg(m)), _)) if m.starts_with(CLIENT_ERROR) => {
                 // pxe-sidecar patch: "client-error:<code>:<message>"
                 let rest = &m[CLIENT_ERROR.len()..];
                 let (code, message) = rest.split_once(':').unwrap_or(("0", rest));
@@ -99,19 +116,22 @@ where
                     message: message.to_string(),
                 }
             }
-            Err(Error::MaxSendRetriesReached(..)) => TransferOutcome::Timeout,
-            Err(e) => TransferOutcome::Failed(e.to_string()),
+            Err((Error::MaxSendRetriesReached(..), _)) => TransferOutcome::Timeout,
+            Err((Error::Io(e), _)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                TransferOutcome::Failed(
+                    "the client's port is closed (ICMP port unreachable): it gave up".into(),
+                )
+            }
+            Err((e, _)) => TransferOutcome::Failed(e.to_string()),
         };
-        if let Err(e) = result {
+        if let Err((e, socket)) = result {
             trace!("RRQ request failed (peer: {}, error: {})", &self.peer, &e);
             // pxe-sidecar patch: never answer an ERROR with an ERROR (RFC 1350 §7).
-            if !matches!(outcome, TransferOutcome::ClientError { .. }) {
-                let mut buffer = BytesMut::with_capacity(DEFAULT_BLOCK_SIZE);
-                Packet::Error(e.into()).encode(&mut buffer);
-                let buf = buffer.split().freeze();
+            if let Some(socket) = socket.filter(|_| !matches!(outcome, TransferOutcome::ClientError { .. })) {
+                let buf = Packet::Error(e.into()).to_bytes();
                 // Errors are never retransmitted.
-                // We do not care if `send_to` resulted to an IO error.
-                let _ = self.socket.send_to(&buf[..], self.peer).await;
+                // We do not care if `send` resulted to an IO error.
+                let _ = socket.send(&buf[..]).await;
             }
         }
         TransferReport {
@@ -123,7 +143,7 @@ where
         }
     }
 
-    async fn try_handle(&mut self) -> Result<()> {
+    async fn try_handle(&mut self, socket: &TokioUdp) -> Result<()> {
         let mut window: VecDeque<Bytes> =
             VecDeque::with_capacity(self.window_size);
         let mut block_id: u16;
@@ -140,10 +160,9 @@ where
         // produce an error after they construct a reader.
         if let Some(opts) = self.oack_opts.as_ref() {
             trace!("RRQ OACK (peer: {}, opts: {:?}", &self.peer, &opts);
-            let mut buff = BytesMut::with_capacity(PACKET_DATA_HEADER_LEN + 64);
-            Packet::OAck(opts.to_owned()).encode(&mut buff);
+            let oack = Packet::OAck(opts.to_owned()).to_bytes();
             // OACK is not really part of the window, so we send it separately
-            self.send_window(&VecDeque::from([buff.freeze()]), 0).await?;
+            self.send_window(socket, &VecDeque::from([oack]), 0).await?;
         }
 
         loop {
@@ -157,7 +176,7 @@ where
                 block_id = block_id.wrapping_add(1);
             }
 
-            let blocks_acked = self.send_window(&window, window_base).await?;
+            let blocks_acked = self.send_window(socket, &window, window_base).await?;
             window_base = window_base.wrapping_add(blocks_acked);
 
             self.bytes_acked += window
@@ -167,11 +186,7 @@ where
                 .sum::<u64>();
 
             // remove acked blocks from window
-            if blocks_acked == window.len() as u16 {
-                window.clear()
-            } else {
-                window.drain(..blocks_acked as usize);
-            }
+            window.drain(..blocks_acked as usize);
 
             if is_last_block && window.is_empty() {
                 // transfer is done
@@ -183,32 +198,20 @@ where
         Ok(())
     }
 
-    async fn fill_data_block(
-        &mut self,
-        block_id: u16,
-    ) -> Result<(Bytes, bool), Error> {
-        let mut buffer: BytesMut =
-            BytesMut::with_capacity(PACKET_DATA_HEADER_LEN + self.block_size);
+    async fn fill_data_block(&mut self, block_id: u16) -> Result<(Bytes, bool), Error> {
+        let mut buffer = BytesMut::with_capacity(PACKET_DATA_HEADER_LEN + self.block_size);
         Packet::encode_data_head(block_id, &mut buffer);
-
-        // Read block in buffer
-        unsafe {
-            let uninit_buf = buffer.chunk_mut();
-            let data_buf = slice::from_raw_parts_mut(
-                uninit_buf.as_mut_ptr(),
-                uninit_buf.len(),
-            );
-
-            let len = self.read_block(data_buf).await?;
-            buffer.advance_mut(len);
-            Ok((buffer.split().freeze(), len < self.block_size))
-        }
+        buffer.resize(PACKET_DATA_HEADER_LEN + self.block_size, 0);
+        let len = self.read_block(&mut buffer[PACKET_DATA_HEADER_LEN..]).await?;
+        buffer.truncate(PACKET_DATA_HEADER_LEN + len);
+        Ok((buffer.freeze(), len < self.block_size))
     }
 
     /// Sends packets contained in a window and waits for client to acknowledge them. Returns amount
     /// of packets acknowledged.
     async fn send_window(
         &mut self,
+        socket: &TokioUdp,
         window: &VecDeque<Bytes>,
         window_base: u16,
     ) -> Result<u16> {
@@ -218,33 +221,18 @@ where
                 self.retransmits += window.len() as u64;
             }
             for packet in window {
-                self.socket.send_to(&packet[..], self.peer).await?;
+                socket.send(&packet[..]).await?;
             }
 
-            match self.recv_ack(window_base, window.len() as u16).await {
-                Ok(blocks_acked) => {
-                    trace!(
-                        "RRQ (peer: {}, window_base: {}, blocks_acked: {}, window_len: {}) - Received ACK",
-                        &self.peer,
-                        window_base,
-                        blocks_acked,
-                        window.len()
-                    );
-                    return Ok(blocks_acked);
-                }
+            match self.recv_ack(socket, window_base, window.len() as u16).await {
+                Ok(blocks_acked) => return Ok(blocks_acked),
                 Err(ref e) if e.kind() == io::ErrorKind::TimedOut => {
-                    trace!(
-                        "RRQ (peer: {}, block_id: {}) - Timeout",
-                        &self.peer,
-                        window_base
-                    );
+                    trace!("RRQ (peer: {}, block_id: {}) - Timeout", &self.peer, window_base);
                     continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {
                     // pxe-sidecar patch: the client sent ERROR; stop now.
-                    return Err(Error::Packet(crate::packet::Error::Msg(
-                        e.to_string(),
-                    )));
+                    return Err(Error::Packet(crate::packet::Error::Msg(e.to_string())));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -254,77 +242,43 @@ where
     }
 
     /// Waits for ack packet, returns amount of packets acknowledged.
+    /// Duplicate and stale ACKs are ignored, never answered with a resend
+    /// (the Sorcerer's Apprentice bug, RFC 1123 §4.2.3.1): only the timeout
+    /// triggers a retransmission.
     async fn recv_ack(
         &mut self,
+        socket: &TokioUdp,
         window_base: u16,
         window_len: u16,
     ) -> io::Result<u16> {
-        // We can not use `self` within `async_std::io::timeout` because not all
-        // struct members implement `Sync`. So we borrow only what we need.
-        let socket = &mut self.socket;
-        let peer = self.peer;
-        let tick = &mut self.tick;
-        let deadline = Instant::now() + self.timeout;
-        let timed_out = async move {
-            loop {
-                tick.next().await;
-                if Instant::now() >= deadline {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-            }
-        };
-
-        futures_lite::future::race(async {
-            let mut buf = [0u8; 1024];
-
-            loop {
-                let (len, recved_peer) = socket.recv_from(&mut buf[..]).await?;
-
-                // if the packet do not come from the client we are serving, then ignore it
-                if recved_peer != peer {
-                    continue;
-                }
-
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut buf = [0u8; 1024];
+        loop {
+            let len = match tokio::time::timeout_at(deadline, socket.recv(&mut buf[..])).await {
+                Err(_elapsed) => return Err(io::ErrorKind::TimedOut.into()),
+                Ok(r) => r?,
+            };
+            match Packet::decode(&buf[..len]) {
                 // pxe-sidecar patch: an ERROR from the client ends the
                 // transfer at once (RFC 1350 §7), e.g. EDK2's tsize probe
                 // (ERROR 8) or iPXE's "TFTP Aborted"; before, the server kept
                 // re-sending until its retries ran out.
-                if let Ok(Packet::Error(e)) = Packet::decode(&buf[..len]) {
+                Ok(Packet::Error(e)) => {
                     return Err(io::Error::new(
                         io::ErrorKind::ConnectionAborted,
                         format!("{CLIENT_ERROR}{}:{}", e.code(), e.msg()),
                     ));
                 }
-
-                // parse only valid Ack packets, the rest are ignored
-                if let Ok(Packet::Ack(recved_block_id)) =
-                    Packet::decode(&buf[..len])
-                {
-                    let window_end = window_base.wrapping_add(window_len);
-
-                    if window_end > window_base {
-                        // window_end did not wrap
-                        if recved_block_id >= window_base && recved_block_id < window_end {
-                            // number of blocks acked
-                            return Ok(recved_block_id-window_base+1u16);
-                        }
-                        else {
-                            trace!("Unexpected ack packet {recved_block_id}, window_base: {window_base}, window_len: {window_len}");
-                        }
-                    }else {
-                        // window_end wrapped
-                        if recved_block_id >= window_base {
-                            return Ok(1u16 + (recved_block_id - window_base));
-                        } else if recved_block_id < window_end {
-                            return Ok(1u16 + recved_block_id + (window_len - window_end));
-                        } else {
-                            trace!("Unexpected ack packet {recved_block_id}, window_base: {window_base}, window_len: {window_len}");
-                        }
+                Ok(Packet::Ack(id)) => {
+                    if let Some(n) = acked_blocks(window_base, window_len, id) {
+                        return Ok(n);
                     }
+                    trace!("Unexpected ack packet {id}, window_base: {window_base}, window_len: {window_len}");
                 }
+                // parse only valid Ack packets, the rest are ignored
+                _ => {}
             }
-        }, timed_out)
-        .await
+        }
     }
 
     async fn read_block(&mut self, buf: &mut [u8]) -> Result<usize> {
@@ -339,6 +293,14 @@ where
 
         Ok(len)
     }
+}
+
+/// How many blocks of the window starting at `window_base` (block numbers
+/// wrap at 65535, RFC 1350 has no rule; we wrap to 0 like tftp-hpa and
+/// most clients) an ACK of `id` acknowledges, or None if it is outside.
+fn acked_blocks(window_base: u16, window_len: u16, id: u16) -> Option<u16> {
+    let offset = id.wrapping_sub(window_base);
+    (offset < window_len).then_some(offset + 1)
 }
 
 fn build_oack_opts(

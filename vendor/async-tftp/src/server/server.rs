@@ -25,6 +25,8 @@ where
     pub(crate) ex: Executor<'static>,
     pub(crate) config: ServerConfig,
     pub(crate) local_ip: IpAddr,
+    // pxe-sidecar patch: the thread that runs read transfers.
+    pub(crate) engine: Arc<super::engine::Engine>,
 }
 
 #[derive(Clone)]
@@ -133,27 +135,22 @@ where
         let handler = Arc::clone(&self.handler);
         let config = self.config.clone();
         let local_ip = self.local_ip;
+        let engine = Arc::clone(&self.engine);
 
         // Prepare request future
         let req_fut = async move {
-            let (mut reader, size) = handler
+            let (reader, size) = handler
                 .lock()
                 .await
                 .read_req_open(&peer, req.filename.as_ref())
                 .await
                 .map_err(Error::Packet)?;
 
-            let mut read_req = ReadRequest::init(
-                &mut reader,
-                size,
-                peer,
-                &req,
-                config,
-                local_ip,
-            )
-            .await?;
+            let read_req =
+                ReadRequest::init(reader, size, peer, &req, config, local_ip)?;
 
-            let report = read_req.handle().await;
+            // pxe-sidecar patch: the transfer runs on a pool thread.
+            let report = read_req.handle(&engine).await;
             handler.lock().await.read_req_done(
                 &peer,
                 req.filename.as_ref(),

@@ -1,0 +1,52 @@
+//! pxe-sidecar patch (PATCHES.md #4): the thread that runs every read
+//! transfer, a current-thread tokio runtime. One thread drives all
+//! transfers, so one epoll wakeup serves every socket that became readable
+//! (50 clients cost no more context switches than one), and tokio's
+//! edge-triggered epoll with its timer wheel adds no syscall per block:
+//! async-io re-armed the socket and updated a timerfd on every wait.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub(crate) struct Engine {
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
+}
+
+impl Engine {
+    /// Starts the thread; it ends when the engine is dropped (running
+    /// transfers are dropped with it).
+    pub(crate) fn start() -> io::Result<Engine> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        std::thread::Builder::new()
+            .name("tftp-transfers".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    while let Some(job) = rx.recv().await {
+                        tokio::spawn(job);
+                    }
+                })
+            })?;
+        Ok(Engine { jobs })
+    }
+
+    /// Runs `fut` on the engine's thread and waits for its result (None if
+    /// the engine stopped first).
+    pub(crate) async fn run<T, F>(&self, fut: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::pin(async move {
+            let _ = tx.send(fut.await);
+        });
+        self.jobs.send(job).ok()?;
+        rx.await.ok()
+    }
+}
