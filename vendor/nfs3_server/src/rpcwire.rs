@@ -1,20 +1,16 @@
 use std::io::Cursor;
 use std::time::Instant;
 
-use anyhow::anyhow;
-use messages::{CompleteRpcMessage, HandleResult, IncomingRpcMessage, PackedRpcMessage};
+use messages::{CompleteRpcMessage, HandleResult, IncomingRpcMessage};
 use nfs3_types::rpc::{
-    RPC_VERSION_2, accept_stat_data, auth_flavor, auth_stat, auth_unix, call_body, fragment_header,
+    RPC_VERSION_2, accept_stat_data, auth_flavor, auth_stat, auth_unix, call_body,
 };
 use nfs3_types::xdr_codec::{Pack, Unpack};
 use nfs3_types::{nfs3 as nfs, portmap};
-use tokio::io::{AsyncWriteExt, DuplexStream};
-use tokio::sync::mpsc;
 use tracing::{error, info, trace, warn};
 
 use crate::context::RPCContext;
 use crate::transaction_tracker::{self, TransactionError, TransactionLock};
-use crate::units::KIBIBYTE;
 use crate::vfs::NfsFileSystem;
 use crate::{mount_handlers, nfs_handlers, portmap_handlers};
 
@@ -142,118 +138,23 @@ fn lock_transaction(
     }
 }
 
-#[allow(clippy::cast_possible_truncation)]
-pub async fn write_fragment<IO: tokio::io::AsyncWrite + Unpin>(
-    socket: &mut IO,
-    buf: CompleteRpcMessage,
-) -> Result<(), anyhow::Error> {
-    // TODO: split into many fragments
-    let buf = buf.into_inner();
-    assert!(buf.len() < (1 << 31));
-    let fragment_header = fragment_header::new(buf.len() as u32, true);
-    let header_buf = fragment_header.into_xdr_buf();
-    trace!("Writing fragment length: {}", buf.len());
-    // pxe-sidecar patch: header and body in one vectored write, not two
-    // writes (two syscalls and, with TCP_NODELAY, two segments per reply).
-    let mut head: &[u8] = &header_buf;
-    let mut body: &[u8] = &buf;
-    while !head.is_empty() || !body.is_empty() {
-        let bufs = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
-        let n = socket.write_vectored(&bufs).await?;
-        if n == 0 {
-            anyhow::bail!("connection closed while writing a reply");
-        }
-        let from_head = n.min(head.len());
-        head = &head[from_head..];
-        body = &body[n - from_head..];
-    }
-    Ok(())
-}
-
-pub type SocketMessageType = Result<CompleteRpcMessage, anyhow::Error>;
-
-/// The Socket Message Handler reads from a `TcpStream` and spawns off
-/// subtasks to handle each message. replies are queued into the
-/// `reply_send_channel`.
-#[derive(Debug)]
-pub struct SocketMessageHandler<T: NfsFileSystem + 'static> {
-    cur_fragment: PackedRpcMessage,
-    socket_receive_channel: DuplexStream,
-    reply_send_channel: mpsc::UnboundedSender<SocketMessageType>,
+/// Runs one call in the caller's scope (pxe-sidecar patch: the file
+/// system sees the client's address and credential).
+pub(crate) async fn handle_call<T>(
     context: RPCContext<T>,
-}
-
-impl<T> SocketMessageHandler<T>
+    message: CompleteRpcMessage,
+) -> anyhow::Result<HandleResult>
 where
     T: NfsFileSystem + 'static,
 {
-    /// Creates a new `SocketMessageHandler` with the receiver for queued message replies
-    pub fn new(
-        context: RPCContext<T>,
-    ) -> (
-        Self,
-        DuplexStream,
-        mpsc::UnboundedReceiver<SocketMessageType>,
-    ) {
-        let (socksend, sockrecv) = tokio::io::duplex(256 * KIBIBYTE as usize);
-        let (msgsend, msgrecv) = mpsc::unbounded_channel();
-        (
-            Self {
-                cur_fragment: PackedRpcMessage::new(),
-                socket_receive_channel: sockrecv,
-                reply_send_channel: msgsend,
-                context,
-            },
-            socksend,
-            msgrecv,
+    let caller = crate::caller::Caller {
+        addr: context.client_addr.parse().ok(),
+        auth: None,
+    };
+    crate::caller::CALLER
+        .scope(
+            std::cell::RefCell::new(caller),
+            handle_rpc_message(context, message),
         )
-    }
-
-    /// Reads a fragment from the socket. This should be looped.
-    pub async fn read(&mut self) -> Result<(), anyhow::Error> {
-        let is_last = self
-            .cur_fragment
-            .recv(&mut self.socket_receive_channel)
-            .await?;
-        if is_last {
-            let message = std::mem::replace(&mut self.cur_fragment, PackedRpcMessage::new());
-            let message = match message {
-                PackedRpcMessage::Complete(data) => data,
-                PackedRpcMessage::Incomplete(_) => {
-                    unreachable!()
-                }
-            };
-
-            let context = self.context.clone();
-            let send = self.reply_send_channel.clone();
-            tokio::spawn(async move {
-                // pxe-sidecar patch: run the call in the caller's scope.
-                let caller = crate::caller::Caller {
-                    addr: context.client_addr.parse().ok(),
-                    auth: None,
-                };
-                let result = crate::caller::CALLER
-                    .scope(
-                        std::cell::RefCell::new(caller),
-                        handle_rpc_message(context, message),
-                    )
-                    .await;
-
-                match result {
-                    Ok(HandleResult::Reply(reply)) => {
-                        let _ = send.send(Ok(reply));
-                    }
-                    Ok(HandleResult::NoReply) => {
-                        // No reply needed
-                    }
-                    Err(err) => {
-                        error!("Error handling RPC message: {err}");
-                        let _ = send.send(Err(anyhow!("Error handling RPC message")));
-                    }
-                }
-            });
-        }
-
-        Ok(())
-    }
+        .await
 }

@@ -4,13 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info};
 
 use crate::context::RPCContext;
-use crate::rpcwire::{SocketMessageHandler, write_fragment};
+use nfs3_types::rpc::fragment_header;
+
+use crate::rpcwire::handle_call;
+use crate::rpcwire::messages::{CompleteRpcMessage, HandleResult, MAX_RECORD};
 use crate::transaction_tracker::{Cleaner, TransactionTracker};
 use crate::units::KIBIBYTE;
 use crate::vfs::adapters::ReadOnlyAdapter;
@@ -44,60 +46,166 @@ pub fn generate_host_ip(hostnum: u16) -> String {
 }
 
 /// processes an established socket
+///
+/// pxe-sidecar patch (PATCHES.md #7): one task per connection reads
+/// records, runs each call and queues its reply, and writes replies while
+/// it waits for more input. Upstream moved every call through three tasks
+/// (socket reader → duplex pipe → parser task → a task per call → channel →
+/// socket writer); on a 2-worker runtime most of those hops were
+/// cross-thread wakeups, and a metadata walk is a long chain of small calls
+/// each waiting for the one before. Calls of one connection now run in
+/// order (the file system's work is synchronous anyway) while big READ
+/// replies drain to the socket; separate connections still run in parallel.
 pub(crate) async fn process_socket<IO, T>(
-    mut socket: IO,
+    socket: IO,
     context: RPCContext<T>,
 ) -> Result<(), anyhow::Error>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     T: NfsFileSystem + 'static,
 {
-    let (mut message_handler, mut socksend, mut msgrecvchan) =
-        SocketMessageHandler::new(context.clone());
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    tokio::spawn(async move {
+    let (mut rd, mut wr) = tokio::io::split(socket);
+    let mut input = RecordReader::default();
+    let mut output = ReplyQueue::default();
+    loop {
+        while let Some(record) = input.next_record()? {
+            match handle_call(context.clone(), CompleteRpcMessage::from_record(record)).await {
+                Ok(HandleResult::Reply(reply)) => output.push(reply.into_inner()),
+                Ok(HandleResult::NoReply) => {}
+                Err(err) => {
+                    error!("Error handling RPC message: {err}");
+                    return Err(err);
+                }
+            }
+        }
+        // Stop reading while the client leaves many replies unread.
+        let may_read = output.queued < MAX_QUEUED_REPLIES;
+        tokio::select! {
+            n = rd.read_buf(input.spare()), if may_read => {
+                if n? == 0 {
+                    while !output.is_empty() {
+                        output.write_some(&mut wr).await?;
+                    }
+                    let _ = wr.shutdown().await;
+                    return Ok(());
+                }
+            }
+            r = output.write_some(&mut wr), if !output.is_empty() => r?,
+        }
+    }
+}
+
+/// Reply bytes a connection may have queued before it stops reading calls.
+const MAX_QUEUED_REPLIES: usize = 8 * 1024 * 1024;
+
+/// RPC record marking (RFC 5531 §11): fragments of up to 2^31-1 bytes, the
+/// last one flagged; records are reassembled here, bounded by `MAX_RECORD`.
+#[derive(Default)]
+struct RecordReader {
+    buf: Vec<u8>,
+    pos: usize,
+    partial: Vec<u8>,
+}
+
+impl RecordReader {
+    /// Room for the next read, after dropping what has been consumed.
+    fn spare(&mut self) -> &mut Vec<u8> {
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        } else if self.pos > 64 * KIBIBYTE as usize {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.reserve(128 * KIBIBYTE as usize);
+        &mut self.buf
+    }
+
+    fn next_record(&mut self) -> Result<Option<Vec<u8>>, anyhow::Error> {
         loop {
-            if let Err(e) = message_handler.read().await {
-                debug!("Message loop broken due to {e}");
+            let rest = &self.buf[self.pos..];
+            let Some(head) = rest.first_chunk::<4>() else {
+                return Ok(None);
+            };
+            let header = fragment_header::from(*head);
+            let len = header.fragment_length() as usize;
+            if self.partial.len() + len > MAX_RECORD {
+                anyhow::bail!(
+                    "RPC record of {} bytes exceeds the {MAX_RECORD}-byte limit",
+                    self.partial.len() + len
+                );
+            }
+            let Some(body) = rest.get(4..4 + len) else {
+                return Ok(None);
+            };
+            self.partial.extend_from_slice(body);
+            self.pos += 4 + len;
+            if header.eof() {
+                return Ok(Some(std::mem::take(&mut self.partial)));
+            }
+        }
+    }
+}
+
+/// Replies waiting for the socket, each behind its record mark.
+#[derive(Default)]
+struct ReplyQueue {
+    replies: std::collections::VecDeque<([u8; 4], Vec<u8>)>,
+    /// Bytes of the front reply (mark included) already written.
+    written: usize,
+    queued: usize,
+}
+
+impl ReplyQueue {
+    #[allow(clippy::cast_possible_truncation)]
+    fn push(&mut self, body: Vec<u8>) {
+        // Replies are far below 2^31 bytes (READ is capped at 1 MiB).
+        let mark = fragment_header::new(body.len() as u32, true).into_xdr_buf();
+        self.queued += 4 + body.len();
+        self.replies.push_back((mark, body));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.replies.is_empty()
+    }
+
+    /// One vectored write of as many queued replies as fit; cancel-safe
+    /// (a write that did not complete wrote nothing).
+    async fn write_some<W: tokio::io::AsyncWrite + Unpin>(
+        &mut self,
+        wr: &mut W,
+    ) -> Result<(), anyhow::Error> {
+        use tokio::io::AsyncWriteExt;
+        let mut slices = Vec::with_capacity(16);
+        let mut skip = self.written;
+        for (mark, body) in self.replies.iter().take(8) {
+            for part in [&mark[..], &body[..]] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                } else {
+                    slices.push(std::io::IoSlice::new(&part[skip..]));
+                    skip = 0;
+                }
+            }
+        }
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            anyhow::bail!("connection closed while writing a reply");
+        }
+        self.queued -= n;
+        while let Some((_, body)) = self.replies.front() {
+            let left = 4 + body.len() - self.written;
+            if n < left {
+                self.written += n;
                 break;
             }
+            n -= left;
+            self.written = 0;
+            self.replies.pop_front();
         }
-    });
-    let mut buf = vec![0u8; 128 * KIBIBYTE as usize].into_boxed_slice();
-    loop {
-        tokio::select! {
-            result = socket.read(&mut buf) => {
-                match result {
-                    Ok(0) => {
-                        return Ok(());
-                    }
-                    Ok(n) => {
-                        let _ = socksend.write_all(&buf[..n]).await;
-                    }
-                    Err(ref e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
-                        debug!("Message handling closed : {e}");
-                        return Err(e.into());
-                    }
-                }
-            },
-            reply = msgrecvchan.recv() => {
-                match reply {
-                    Some(Err(e)) => {
-                        debug!("Message handling closed : {e}");
-                        return Err(e);
-                    }
-                    Some(Ok(msg)) => {
-                        if let Err(e) = write_fragment(&mut socket, msg).await {
-                            error!("Write error {e}");
-                        }
-                    }
-                    None => {
-                        return Err(anyhow::anyhow!("Unexpected socket context termination"));
-                    }
-                }
-            }
-        }
+        Ok(())
     }
 }
 

@@ -2,72 +2,23 @@ use std::io::Cursor;
 
 use anyhow::bail;
 use nfs3_types::rpc::{
-    accept_stat_data, accepted_reply, auth_stat, call_body, fragment_header, msg_body, opaque_auth,
+    accept_stat_data, accepted_reply, auth_stat, call_body, msg_body, opaque_auth,
     rejected_reply, reply_body, rpc_msg,
 };
 use nfs3_types::xdr_codec::{Pack, Unpack, Void};
-use tokio::io::{AsyncRead, AsyncReadExt};
-
-#[derive(Debug)]
-pub enum PackedRpcMessage {
-    Incomplete(IncompleteRpcMessage),
-    Complete(CompleteRpcMessage),
-}
-
-impl PackedRpcMessage {
-    pub fn new() -> Self {
-        Self::Incomplete(IncompleteRpcMessage::default())
-    }
-    pub async fn recv(&mut self, input: &mut (impl AsyncRead + Unpin)) -> anyhow::Result<bool> {
-        match self {
-            Self::Incomplete(incomplete) => {
-                let eof = incomplete.recv(input).await?;
-                if eof {
-                    let data = std::mem::take(incomplete);
-                    *self = Self::Complete(CompleteRpcMessage(data.0));
-                }
-                Ok(eof)
-            }
-            Self::Complete(_) => Ok(true),
-        }
-    }
-}
 
 /// The largest RPC record accepted (pxe-sidecar patch).
 pub const MAX_RECORD: usize = 1024 * 1024 + 64 * 1024;
-
-/// Contains collected RPC message fragments without their headers.
-#[derive(Default, Debug)]
-pub struct IncompleteRpcMessage(Vec<u8>);
-
-impl IncompleteRpcMessage {
-    async fn recv(&mut self, input: &mut (impl AsyncRead + Unpin)) -> anyhow::Result<bool> {
-        let mut header_buf = [0_u8; 4];
-        input.read_exact(&mut header_buf).await?;
-        let header: fragment_header = header_buf.into();
-        let prev_length = self.0.len();
-        let fragment_length = header.fragment_length() as usize;
-        // pxe-sidecar patch: a record's length comes off the wire (up to
-        // 2 GiB per fragment, unbounded over fragments); refuse records
-        // larger than the biggest call we accept (a 1 MiB WRITE + headers)
-        // instead of allocating whatever the peer announces.
-        if prev_length + fragment_length > MAX_RECORD {
-            bail!(
-                "RPC record of {} bytes exceeds the {MAX_RECORD}-byte limit",
-                prev_length + fragment_length
-            );
-        }
-        self.0.resize(prev_length + fragment_length, 0);
-        input.read_exact(&mut self.0[prev_length..]).await?;
-
-        Ok(header.eof())
-    }
-}
 
 #[derive(Debug)]
 pub struct CompleteRpcMessage(Vec<u8>);
 
 impl CompleteRpcMessage {
+    /// pxe-sidecar patch: a record reassembled by the connection loop.
+    pub(crate) const fn from_record(record: Vec<u8>) -> Self {
+        Self(record)
+    }
+
     pub fn into_inner(self) -> Vec<u8> {
         self.0
     }
