@@ -513,7 +513,12 @@ fn lossy_link_still_yields_correct_files() {
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     relay.join().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{}\nserver log:\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        std::fs::read_to_string(&s.log).unwrap_or_default()
+    );
     assert_eq!(sha(&out), sha(&s.root.join("medium")));
     let d = dropped.load(std::sync::atomic::Ordering::Relaxed);
     assert!(

@@ -35,18 +35,28 @@ impl Engine {
         Ok(Engine { jobs })
     }
 
-    /// Runs `fut` on the engine's thread and waits for its result (None if
-    /// the engine stopped first).
-    pub(crate) async fn run<T, F>(&self, fut: F) -> Option<T>
+    /// Runs `fut` on the engine's thread and waits for its result; Err says
+    /// why there is none (the transfer panicked, or the engine stopped).
+    pub(crate) async fn run<T, F>(&self, fut: F) -> Result<T, String>
     where
         T: Send + 'static,
         F: Future<Output = T> + Send + 'static,
     {
+        use futures_lite::FutureExt;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::pin(async move {
-            let _ = tx.send(fut.await);
+            let result = std::panic::AssertUnwindSafe(fut).catch_unwind().await;
+            let _ = tx.send(result.map_err(|p| {
+                let why = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                format!("transfer panicked: {why}")
+            }));
         });
-        self.jobs.send(job).ok()?;
-        rx.await.ok()
+        let stopped = || "server shutting down".to_string();
+        self.jobs.send(job).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }

@@ -89,12 +89,12 @@ where
     /// Runs the transfer on the engine's thread; the calling task only waits.
     pub(crate) async fn handle(self, engine: &Engine) -> TransferReport {
         let (peer, negotiated) = (self.peer, describe_opts(self.oack_opts.as_ref()));
-        engine.run(self.transfer()).await.unwrap_or(TransferReport {
+        engine.run(self.transfer()).await.unwrap_or_else(|why| TransferReport {
             bytes: 0,
             retransmits: 0,
             elapsed: Duration::ZERO,
             negotiated,
-            outcome: TransferOutcome::Failed(format!("transfer to {peer} stopped: server shutting down")),
+            outcome: TransferOutcome::Failed(format!("transfer to {peer} stopped: {why}")),
         })
     }
 
@@ -256,6 +256,15 @@ where
         loop {
             let len = match tokio::time::timeout_at(deadline, socket.recv(&mut buf[..])).await {
                 Err(_elapsed) => return Err(io::ErrorKind::TimedOut.into()),
+                // Linux reports the ICMP error before datagrams already
+                // queued: a client that sent ERROR and closed its port must
+                // still be heard (its ERROR is the better explanation).
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    match socket.try_recv(&mut buf[..]) {
+                        Ok(len) => len,
+                        Err(_) => return Err(e),
+                    }
+                }
                 Ok(r) => r?,
             };
             match Packet::decode(&buf[..len]) {
@@ -300,7 +309,13 @@ where
 /// most clients) an ACK of `id` acknowledges, or None if it is outside.
 fn acked_blocks(window_base: u16, window_len: u16, id: u16) -> Option<u16> {
     let offset = id.wrapping_sub(window_base);
-    (offset < window_len).then_some(offset + 1)
+    // Not `then_some`: its argument is evaluated even for a duplicate ACK
+    // (offset 65535), where `offset + 1` overflows.
+    if offset < window_len {
+        Some(offset + 1)
+    } else {
+        None
+    }
 }
 
 fn build_oack_opts(
