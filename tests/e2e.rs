@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::guest::*;
-use common::netns::{root_or_skip, wait_for_log};
+use common::netns::root_or_skip;
 
 fn boot_bios(config: &str, marker: &str, within: Duration) -> (String, String) {
     boot(Firmware::Bios, config, marker, within)
@@ -26,22 +26,11 @@ fn boot(fw: Firmware, config: &str, marker: &str, within: Duration) -> (String, 
     let pcap = rig.lan.path("boot.pcap");
     let save = std::env::var_os("E2E_SAVE_PCAPS");
     if save.is_some() {
-        let p = pcap.display().to_string();
-        let filter = "udp port 67 or udp port 68 or udp port 4011";
-        let t = rig.lan.spawn_on_switch(
+        rig.capture(
             "tcpdump",
-            &[
-                "tcpdump",
-                "-i",
-                "br0",
-                "-U",
-                "--immediate-mode",
-                "-w",
-                &p,
-                filter,
-            ],
+            &pcap,
+            &["udp port 67 or udp port 68 or udp port 4011"],
         );
-        wait_for_log(&t, "listening on", Duration::from_secs(5));
     }
     let con = rig.boot(fw, GUEST_MAC, marker, within);
     if let Some(dir) = save {

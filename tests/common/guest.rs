@@ -148,12 +148,7 @@ impl Rig {
         let pcap = self.lan.path(&format!("{label}.pcap"));
         let dump = format!("tcpdump-{label}");
         if keep.is_some() {
-            let p = pcap.display().to_string();
-            let t = self.lan.spawn_on_switch(
-                &dump,
-                &["tcpdump", "-i", "br0", "-s", "256", "-U", "-w", &p],
-            );
-            wait_for_log(&t, "listening on", Duration::from_secs(5));
+            self.capture(&dump, &pcap, &["-s", "256"]);
         }
         self.lan.spawn_on_switch(&label, &args);
         let start = Instant::now();
@@ -187,6 +182,17 @@ impl Rig {
             let _ = std::fs::copy(&pcap, dir.join(format!("{n:02}-{label}.pcap")));
         }
         console(&serial)
+    }
+
+    /// Starts tcpdump (`label`) on the LAN's bridge writing to `pcap`, with
+    /// extra arguments (snap length, a filter); returns once it listens.
+    /// `lan.stop(label)` ends it.
+    pub fn capture(&mut self, label: &str, pcap: &Path, extra: &[&str]) {
+        let p = pcap.display().to_string();
+        let mut args = vec!["tcpdump", "-i", "br0", "-U", "--immediate-mode", "-w", &p];
+        args.extend_from_slice(extra);
+        let t = self.lan.spawn_on_switch(label, &args);
+        wait_for_log(&t, "listening on", Duration::from_secs(5));
     }
 
     pub fn log(&self) -> String {

@@ -47,7 +47,7 @@ pub fn generate_host_ip(hostnum: u16) -> String {
 
 /// processes an established socket
 ///
-/// pxe-sidecar patch (PATCHES.md #7): one task per connection reads
+/// pxe-sidecar patch (PATCHES.md #6): one task per connection reads
 /// records, runs each call and queues its reply, and writes replies while
 /// it waits for more input. Upstream moved every call through three tasks
 /// (socket reader → duplex pipe → parser task → a task per call → channel →
