@@ -2,9 +2,10 @@
 //! and NFS, which only see an IP, name the machine too; and which machines
 //! we answered as PXE clients (the NFS door's `allow = ["pxe"]`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::mac::Mac;
 
@@ -14,7 +15,7 @@ const MAX: usize = 4096;
 #[derive(Debug, Default)]
 struct Table {
     by_ip: HashMap<Ipv4Addr, Mac>,
-    answered: HashSet<Mac>,
+    answered: HashMap<Mac, Instant>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -28,16 +29,21 @@ impl Clients {
     /// Remembers that we sent this machine a proxy offer or ACK.
     pub fn answered(&self, mac: Mac) {
         let mut t = self.table();
-        if t.answered.len() >= MAX && !t.answered.contains(&mac) {
+        if t.answered.len() >= MAX && !t.answered.contains_key(&mac) {
             t.answered.clear();
         }
-        t.answered.insert(mac);
+        t.answered.insert(mac, Instant::now());
+    }
+
+    /// How long ago we last sent this machine a proxy offer or ACK.
+    pub fn answered_ago(&self, mac: Mac) -> Option<Duration> {
+        self.table().answered.get(&mac).map(Instant::elapsed)
     }
 
     /// Whether the machine at `ip` got a PXE answer from us.
     pub fn booted_via_us(&self, ip: Ipv4Addr) -> bool {
         let t = self.table();
-        t.by_ip.get(&ip).is_some_and(|m| t.answered.contains(m))
+        t.by_ip.get(&ip).is_some_and(|m| t.answered.contains_key(m))
     }
 
     pub fn learn(&self, ip: Ipv4Addr, mac: Mac) {

@@ -117,13 +117,26 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawProxy {
     /// Answer only these MACs or MAC prefixes (the borrowed-LAN mode). Empty: all PXE clients.
     pub allow: Vec<String>,
     /// What to do with an architecture we have no key for: "ignore", or a `[boot]` key.
     pub unknown_arch: Option<String>,
+    /// Tell a PXE client we just answered that there is no IPv6 router, when
+    /// none answers its router solicitation (src/ndp.rs): iPXE waits ~15 s otherwise.
+    pub router_hint: bool,
+}
+
+impl Default for RawProxy {
+    fn default() -> Self {
+        RawProxy {
+            allow: Vec::new(),
+            unknown_arch: None,
+            router_hint: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -411,6 +424,7 @@ pub struct ProxyConfig {
     pub menu: Vec<MenuItem>,
     pub prompt: Option<(String, u8)>,
     pub clients: Vec<ClientRule>,
+    pub router_hint: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -735,6 +749,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             menu,
             prompt,
             clients,
+            router_hint: raw.proxy.router_hint,
         },
         tftp: raw.tftp,
         http: raw.http,

@@ -10,6 +10,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod listen;
 pub mod mac;
+pub mod ndp;
 pub mod nfs;
 pub mod portmap;
 pub mod probe;

@@ -151,8 +151,73 @@ pub struct Received {
     pub outgoing: bool,
 }
 
+/// Router solicitations and advertisements (ICMPv6 types 133/134, RFC 4861)
+/// directly after the IPv6 header — the NDP door (src/ndp.rs).
+fn ndp_filter() -> [libc::sock_filter; 9] {
+    const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+        libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        }
+    }
+    use libc::{BPF_ABS, BPF_B, BPF_H, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET};
+    [
+        /* 0 */ op(BPF_LD | BPF_H | BPF_ABS, 0, 0, 12), // ethertype
+        /* 1 */ op(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, 0x86dd), // not IPv6: drop
+        /* 2 */ op(BPF_LD | BPF_B | BPF_ABS, 0, 0, 20), // next header
+        /* 3 */ op(BPF_JMP | BPF_JEQ | BPF_K, 0, 4, 58), // not ICMPv6: drop
+        /* 4 */ op(BPF_LD | BPF_B | BPF_ABS, 0, 0, 54), // ICMPv6 type
+        /* 5 */ op(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 133), // router solicitation
+        /* 6 */ op(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 134), // router advertisement
+        /* 7 */ op(BPF_RET | BPF_K, 0, 0, 0x4_0000), // accept the whole frame
+        /* 8 */ op(BPF_RET | BPF_K, 0, 0, 0), // drop
+    ]
+}
+
 impl RawSocket {
+    /// DHCP over IPv4: UDP to ports 67 and 68.
     pub fn open(iface: &Interface) -> Result<RawSocket, ListenError> {
+        Self::open_filtered(iface, libc::ETH_P_IP as u16, &dhcp_filter())
+    }
+
+    /// Router solicitations and advertisements. Joins the all-routers
+    /// Ethernet group (33:33:00:00:00:02, RFC 2464 §7) so that a NIC's
+    /// multicast filter passes solicitations to us.
+    pub fn open_ndp(iface: &Interface) -> Result<RawSocket, ListenError> {
+        let sock = Self::open_filtered(iface, libc::ETH_P_IPV6 as u16, &ndp_filter())?;
+        // SAFETY: packet_mreq is plain data; zeroed is a valid value.
+        let mut mreq: libc::packet_mreq = unsafe { std::mem::zeroed() };
+        mreq.mr_ifindex = iface.index as i32;
+        mreq.mr_type = libc::PACKET_MR_MULTICAST as u16;
+        mreq.mr_alen = 6;
+        mreq.mr_address[..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 2]);
+        // SAFETY: `mreq` is a valid packet_mreq of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_ADD_MEMBERSHIP,
+                &mreq as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::packet_mreq>() as u32,
+            )
+        };
+        if rc < 0 {
+            return Err(ListenError::Io {
+                what: "joining the all-routers multicast group",
+                iface: iface.name.clone(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(sock)
+    }
+
+    fn open_filtered(
+        iface: &Interface,
+        ethertype: u16,
+        filter: &[libc::sock_filter],
+    ) -> Result<RawSocket, ListenError> {
         let io_err = |what| {
             let e = io::Error::last_os_error();
             ListenError::Io {
@@ -161,7 +226,7 @@ impl RawSocket {
                 source: e,
             }
         };
-        let proto = (libc::ETH_P_IP as u16).to_be();
+        let proto = ethertype.to_be();
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw: RawFd = unsafe {
             libc::socket(
@@ -187,7 +252,6 @@ impl RawSocket {
         // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // Attach the filter before binding so no unfiltered frame is queued.
-        let filter = dhcp_filter();
         let prog = libc::sock_fprog {
             len: filter.len() as u16,
             filter: filter.as_ptr() as *mut libc::sock_filter,

@@ -19,9 +19,9 @@ use crate::files::Tree;
 use crate::frame::{self, Link};
 use crate::listen::{self, Interface, RawSocket};
 use crate::mac::Mac;
-use crate::nfs;
 use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, Dest, Ignore, Meta, PXE_PORT, Proxy};
 use crate::{http, tftp};
+use crate::{ndp, nfs};
 
 /// How `serve` was started: the config file and the CLI overrides, kept so
 /// SIGHUP can load the same layers again.
@@ -49,6 +49,8 @@ struct Server {
     clients: Clients,
     tree: Arc<RwLock<Tree>>,
     core: Mutex<Proxy>,
+    /// The NDP door's memory (routers heard, clients answered).
+    routers: Mutex<ndp::Routers>,
     started: Instant,
     limiter: Mutex<LogLimiter>,
 }
@@ -106,6 +108,10 @@ pub async fn run(opts: Options) -> Result<()> {
     let iface = resolve_interface(&cfg)?;
     let raw = RawSocket::open(&iface)?;
     raw.set_recv_buffer(4 << 20);
+    // Without it PXE still works; iPXE clients just wait longer (src/ndp.rs).
+    let ndp_socket = RawSocket::open_ndp(&iface)
+        .map_err(|e| warn!("IPv6 router solicitations not watched: {e}"))
+        .ok();
     let pxe = bind_4011(&iface)?;
     let tftp_socket = if cfg.tftp.enabled {
         Some(tftp::bind(&cfg.tftp, iface.ipv4)?)
@@ -232,6 +238,7 @@ pub async fn run(opts: Options) -> Result<()> {
         clients,
         tree,
         core: Mutex::new(Proxy::new()),
+        routers: Mutex::new(ndp::Routers::default()),
         started: Instant::now(),
         limiter: Mutex::new(LogLimiter {
             second: 0,
@@ -242,6 +249,9 @@ pub async fn run(opts: Options) -> Result<()> {
     let pxe = Arc::new(pxe);
     tasks.spawn(raw_loop(server.clone(), raw, pxe.clone()));
     tasks.spawn(pxe_loop(server.clone(), pxe));
+    if let Some(sock) = ndp_socket {
+        tasks.spawn(ndp_loop(server.clone(), Arc::new(sock)));
+    }
     tasks.spawn(housekeeping(server.clone()));
 
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -554,6 +564,118 @@ async fn pxe_loop(server: Arc<Server>, sock: Arc<UdpSocket>) -> Result<()> {
             warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
         }
         server.log(&p, &buf[..n]);
+    }
+}
+
+/// Router solicitations and advertisements (src/ndp.rs): remembers the
+/// routers it hears, and answers a PXE client's solicitation with "no router
+/// here" when, `ndp::WAIT_MS` later, no router has answered it.
+async fn ndp_loop(server: Arc<Server>, sock: Arc<RawSocket>) -> Result<()> {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let got = match sock.recv(&mut buf).await {
+            Ok(g) => g,
+            Err(e) => {
+                error!("IPv6 raw socket receive failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if got.outgoing {
+            continue;
+        }
+        let now = server.now().as_millis() as u64;
+        match ndp::parse(&buf[..got.len]) {
+            Err(why) => {
+                if server.log_ok() {
+                    debug!("IPv6 router discovery frame ignored: {why}");
+                }
+            }
+            Ok(ndp::Ndp::Advertisement { mac, src, lifetime }) => {
+                let new = server
+                    .routers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .heard(src, now);
+                if new {
+                    info!(
+                        "RA from IPv6 router {src} ({mac}, lifetime {lifetime} s): PXE clients' router solicitations are left to it"
+                    );
+                }
+            }
+            Ok(ndp::Ndp::Solicitation { mac, src }) => {
+                let (enabled, iface) = {
+                    let l = server.live.read().unwrap_or_else(|e| e.into_inner());
+                    (l.cfg.proxy.router_hint, l.iface.clone())
+                };
+                let pxe_ago = server
+                    .clients
+                    .answered_ago(mac)
+                    .map(|d| d.as_millis() as u64);
+                let verdict = server
+                    .routers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .consider(enabled, mac, src, pxe_ago, now);
+                match verdict {
+                    Ok(()) => {
+                        tokio::spawn(answer_solicitation(
+                            server.clone(),
+                            sock.clone(),
+                            iface,
+                            mac,
+                            src,
+                        ));
+                    }
+                    // Every host on the LAN solicits routers: only PXE clients are news.
+                    Err(ndp::Skip::NotPxe) => {}
+                    Err(why) => {
+                        if server.log_ok() {
+                            info!(mac = %mac, ip = %src, "RS from {mac} ({src}) via {}: not answered: {why}", iface.name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn answer_solicitation(
+    server: Arc<Server>,
+    sock: Arc<RawSocket>,
+    iface: Interface,
+    mac: Mac,
+    src: std::net::Ipv6Addr,
+) {
+    tokio::time::sleep(Duration::from_millis(ndp::WAIT_MS)).await;
+    let table = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
+    let ours = ndp::link_local(&table, &iface.name);
+    let now = server.now().as_millis() as u64;
+    let sent = match ours {
+        None => Err(format!("not answered: {}", ndp::Skip::NoLinkLocal)),
+        Some(ours) => {
+            let verdict = server
+                .routers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .answer(mac, now);
+            match verdict {
+                Err(why) => Err(format!("not answered: {why}")),
+                Ok(()) => {
+                    let frame = ndp::no_router_frame(iface.mac, ours, mac, src);
+                    (sock.send(&frame).await).map_err(|e| format!("sending the RA failed: {e}"))
+                }
+            }
+        }
+    };
+    match sent {
+        Ok(()) => info!(
+            mac = %mac, ip = %src,
+            "RS from {mac} ({src}) via {}: no IPv6 router answered in {} ms; sent RA \"no router here\" (lifetime 0, no prefixes) so its firmware stops waiting for one (iPXE: ~15 s)",
+            iface.name,
+            ndp::WAIT_MS
+        ),
+        Err(e) => info!(mac = %mac, ip = %src, "RS from {mac} ({src}) via {}: {e}", iface.name),
     }
 }
 

@@ -25,7 +25,7 @@ const MAX_EVENTS: usize = 100;
 pub struct Step {
     /// Seconds since the Unix epoch.
     pub t: f64,
-    /// dhcp, pxe (the 4011 step), tftp, http, nfs.
+    /// dhcp, pxe (the 4011 step), ipv6 (router solicitations), tftp, http, nfs.
     pub door: String,
     pub ok: bool,
     pub text: String,
@@ -79,6 +79,7 @@ fn door(text: &str) -> &'static str {
     match first {
         "RRQ" | "WRQ" | "NAK" | "sent" => "tftp",
         "HTTP" => "http",
+        "RS" => "ipv6",
         "MOUNT" | "NFS" => "nfs",
         _ if text.contains("to port 4011") || text.contains("DHCPACK to") => "pxe",
         _ if text.starts_with("DHCP") || text.starts_with("proxy DHCP") => "dhcp",

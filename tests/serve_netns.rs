@@ -526,3 +526,151 @@ fn bad_interface_is_one_clear_error() {
 }
 
 use std::process::Command;
+
+/// A router solicitation (RFC 4861 §4.1) as iPXE sends it, from `mac` and
+/// its EUI-64 link-local address.
+fn solicitation(mac: [u8; 6]) -> Vec<u8> {
+    use etherparse::{Icmpv6Type, PacketBuilder};
+    let b = PacketBuilder::ethernet2(mac, [0x33, 0x33, 0, 0, 0, 2])
+        .ipv6(
+            eui64(mac).octets(),
+            [0xff02, 0, 0, 0, 0, 0, 0, 2]
+                .map(u16::to_be_bytes)
+                .concat()
+                .try_into()
+                .unwrap(),
+            255,
+        )
+        .icmpv6(Icmpv6Type::RouterSolicitation);
+    let mut payload = vec![0, 0, 0, 0, 1, 1];
+    payload.extend_from_slice(&mac);
+    let mut v = Vec::new();
+    b.write(&mut v, &payload).unwrap();
+    v
+}
+
+fn eui64(m: [u8; 6]) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 2,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
+/// Sends `frames` from this host's eth0 and returns, for `wait`, the router
+/// advertisements seen on the wire, each with its Ethernet destination and
+/// when it came (after the last frame was sent).
+fn solicit(
+    frames: Vec<Vec<u8>>,
+    wait: Duration,
+) -> Vec<([u8; 6], pxe_sidecar::ndp::Ndp, Duration)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let iface = pxe_sidecar::listen::lookup("eth0", Some(Ipv4Addr::UNSPECIFIED)).unwrap();
+        let sock = pxe_sidecar::listen::RawSocket::open_ndp(&iface).unwrap();
+        for f in &frames {
+            sock.send(f).await.unwrap();
+        }
+        let start = std::time::Instant::now();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Ok(got)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            let f = &buf[..got.len];
+            if let Ok(ra @ pxe_sidecar::ndp::Ndp::Advertisement { .. }) = pxe_sidecar::ndp::parse(f)
+            {
+                out.push((f[..6].try_into().unwrap(), ra, start.elapsed()));
+            }
+        }
+        out
+    })
+}
+
+#[test]
+fn a_pxe_clients_router_solicitation_gets_no_router_here_only_when_no_router_answers() {
+    if !root_or_skip(
+        "a_pxe_clients_router_solicitation_gets_no_router_here_only_when_no_router_answers",
+    ) {
+        return;
+    }
+    use pxe_sidecar::ndp::Ndp;
+    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT]);
+    let (log, _) = start_pxe(&mut lan, "", &[]);
+    let pxe = pxe_client(1, 0);
+    let mac = pxe.mac;
+    let got = lan.in_host("client", move || discover(&pxe, Duration::from_secs(1)));
+    assert!(got.iter().any(|s| s.is_proxy_offer()), "{got:#?}");
+
+    // The PXE client and a machine we never answered both solicit routers.
+    let stranger = [0x52, 0x54, 0, 0, 0, 0x77];
+    let frames = vec![solicitation(mac), solicitation(stranger)];
+    let seen = lan.in_host("client", move || solicit(frames, Duration::from_secs(2)));
+    assert_eq!(seen.len(), 1, "one advertisement expected: {seen:#?}");
+    let (dst, ra, at) = &seen[0];
+    assert_eq!(*dst, mac, "Ethernet-unicast to the PXE client only");
+    let Ndp::Advertisement { src, lifetime, .. } = ra else {
+        unreachable!()
+    };
+    assert_eq!(*lifetime, 0, "router lifetime 0: not a default router");
+    assert!(src.is_unicast_link_local(), "{src}");
+    // it waited for a real router's answer (MAX_RA_DELAY_TIME 0.5 s)
+    assert!(*at >= Duration::from_millis(500), "answered after {at:?}");
+    wait_for_log(
+        &log,
+        "RS from 52:54:00:00:00:01 (fe80::5054:ff:fe00:1) via eth0: no IPv6 router answered",
+        Duration::from_secs(2),
+    );
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("52:54:00:00:00:77")
+    );
+
+    // A real router advertises on the LAN: a new PXE client's solicitation
+    // is left to it.
+    lan.in_host("router", || {
+        use etherparse::{Icmpv6Type, PacketBuilder, icmpv6::RouterAdvertisementHeader};
+        let ra = RouterAdvertisementHeader {
+            cur_hop_limit: 64,
+            managed_address_config: false,
+            other_config: false,
+            router_lifetime: 1800,
+        };
+        let all_nodes: [u8; 16] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [0x33, 0x33, 0, 0, 0, 1])
+            .ipv6(eui64([2, 0, 0, 0, 0, 1]).octets(), all_nodes, 255)
+            .icmpv6(Icmpv6Type::RouterAdvertisement(ra));
+        let mut f = Vec::new();
+        b.write(&mut f, &[0; 8]).unwrap();
+        solicit(vec![f], Duration::from_millis(100));
+    });
+    wait_for_log(&log, "RA from IPv6 router fe80::ff:fe00:1", Duration::from_secs(2));
+    let second = pxe_client(2, 0);
+    let mac = second.mac;
+    let got = lan.in_host("client", move || discover(&second, Duration::from_secs(1)));
+    assert!(got.iter().any(|s| s.is_proxy_offer()), "{got:#?}");
+    let frames = vec![solicitation(mac)];
+    let seen = lan.in_host("client", move || solicit(frames, Duration::from_secs(2)));
+    assert!(seen.is_empty(), "answered beside a real router: {seen:#?}");
+    wait_for_log(
+        &log,
+        "RS from 52:54:00:00:00:02 (fe80::5054:ff:fe00:2) via eth0: not answered: the IPv6 router fe80::ff:fe00:1 advertises on this LAN",
+        Duration::from_secs(2),
+    );
+}
