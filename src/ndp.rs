@@ -40,8 +40,8 @@ pub const WAIT_MS: u64 = 600;
 /// 1800 s (§6.2.1).
 const ROUTER_MEMORY_MS: u64 = 1_800_000;
 /// Only machines we answered as PXE clients this recently are in their
-/// firmware's network setup.
-pub const PXE_RECENT_MS: u64 = 120_000;
+/// firmware's network setup: iPXE solicits routers while its DHCP runs.
+pub const PXE_RECENT_MS: u64 = 30_000;
 /// One answer per machine per this long: firmware takes the first one.
 const REPEAT_MS: u64 = 10_000;
 /// Bound on remembered answers; the table starts over when it is full.

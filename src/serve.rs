@@ -627,8 +627,13 @@ async fn ndp_loop(server: Arc<Server>, sock: Arc<RawSocket>) -> Result<()> {
                             src,
                         ));
                     }
-                    // Every host on the LAN solicits routers: only PXE clients are news.
-                    Err(ndp::Skip::NotPxe) => {}
+                    // Every host on the LAN solicits routers: only PXE clients are
+                    // news; firmware repeats its solicitation while we wait.
+                    Err(why @ (ndp::Skip::NotPxe | ndp::Skip::Answered)) => {
+                        if server.log_ok() {
+                            debug!(mac = %mac, ip = %src, "RS from {mac} ({src}) via {}: not answered: {why}", iface.name);
+                        }
+                    }
                     Err(why) => {
                         if server.log_ok() {
                             info!(mac = %mac, ip = %src, "RS from {mac} ({src}) via {}: not answered: {why}", iface.name);
@@ -671,7 +676,7 @@ async fn answer_solicitation(
     match sent {
         Ok(()) => info!(
             mac = %mac, ip = %src,
-            "RS from {mac} ({src}) via {}: no IPv6 router answered in {} ms; sent RA \"no router here\" (lifetime 0, no prefixes) so its firmware stops waiting for one (iPXE: ~15 s)",
+            "RS from {mac} ({src}) via {}: no IPv6 router answered in {} ms; sent RA \"no router here\" (lifetime 0, no prefixes) so its firmware stops waiting for one (iPXE waits ~15 s)",
             iface.name,
             ndp::WAIT_MS
         ),

@@ -110,6 +110,30 @@ fn bios_firmware_boots_pxelinux_and_the_generated_menu() {
         .find(|l| l.contains("RRQ from") && l.contains("pxelinux.0"))
         .unwrap();
     assert!(rrq.contains(&format!("mac={GUEST_MAC}")), "{rrq}");
+    // iPXE ends "Configuring (net0 …)" only once IPv6 router discovery is
+    // done too; with no router on this LAN it takes our "no router here"
+    // advertisement (src/ndp.rs). Without it the RRQ follows the DISCOVER
+    // by 15 s or more — iPXE's own timer, whatever the machine's speed.
+    let ra =
+        format!("RS from {GUEST_MAC} (fe80::5054:ff:fe12:3456) via eth0: no IPv6 router answered");
+    assert!(log.contains(&ra), "log lacks {ra:?}:\n{log}");
+    let discover = log
+        .lines()
+        .find(|l| l.contains("DHCPDISCOVER from"))
+        .unwrap();
+    let gap = seconds_of_day(rrq) - seconds_of_day(discover);
+    assert!(
+        gap.rem_euclid(86_400.0) < 12.0,
+        "pxelinux.0 asked for {gap:.1} s after the DISCOVER: iPXE waited for an IPv6 router\n{log}"
+    );
+}
+
+/// The time of day of a log line (`2026-11-26T01:07:16.319156Z …`), in seconds.
+fn seconds_of_day(line: &str) -> f64 {
+    let t = &line[line.find('T').unwrap() + 1..line.find('Z').unwrap()];
+    t.split(':')
+        .map(|x| x.parse::<f64>().unwrap())
+        .fold(0.0, |acc, x| acc * 60.0 + x)
 }
 
 #[test]

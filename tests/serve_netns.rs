@@ -660,7 +660,11 @@ fn a_pxe_clients_router_solicitation_gets_no_router_here_only_when_no_router_ans
         b.write(&mut f, &[0; 8]).unwrap();
         solicit(vec![f], Duration::from_millis(100));
     });
-    wait_for_log(&log, "RA from IPv6 router fe80::ff:fe00:1", Duration::from_secs(2));
+    wait_for_log(
+        &log,
+        "RA from IPv6 router fe80::ff:fe00:1",
+        Duration::from_secs(2),
+    );
     let second = pxe_client(2, 0);
     let mac = second.mac;
     let got = lan.in_host("client", move || discover(&second, Duration::from_secs(1)));
