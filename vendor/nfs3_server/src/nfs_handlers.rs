@@ -45,7 +45,7 @@ where
         NFSPROC3_NULL => handle(context, message, nfsproc3_null).await,
         NFSPROC3_GETATTR => handle(context, message, nfsproc3_getattr).await,
         NFSPROC3_LOOKUP => handle(context, message, nfsproc3_lookup).await,
-        NFSPROC3_READ => handle(context, message, nfsproc3_read).await,
+        NFSPROC3_READ => handle_read(context, message).await,
         NFSPROC3_FSINFO => handle(context, message, nfsproc3_fsinfo).await,
         NFSPROC3_ACCESS => handle(context, message, nfsproc3_access).await,
         NFSPROC3_PATHCONF => handle(context, message, nfsproc3_pathconf).await,
@@ -136,6 +136,29 @@ where
             LOOKUP3res::Err((stat, LOOKUP3resfail { dir_attributes }))
         }
     }
+}
+
+/// READ with its data as the reply's tail (pxe-sidecar patch): the bytes
+/// read from the file go to the socket as they are, not copied into the
+/// packed reply first — a 1 MiB copy per call on the bulk-read path.
+async fn handle_read<T>(
+    context: RPCContext<T>,
+    mut message: IncomingRpcMessage,
+) -> anyhow::Result<HandleResult>
+where
+    T: NfsFileSystem,
+{
+    let Some(args) = crate::rpcwire::arguments(&mut message) else {
+        return message.into_error_reply(accept_stat_data::GARBAGE_ARGS);
+    };
+    let mut result = nfsproc3_read(context, message.xid(), args).await;
+    // READ3resok ends with its data (RFC 1813 §3.3.6): packed empty, it is
+    // the reply's last word, which the tail's length replaces.
+    let data = match &mut result {
+        READ3res::Ok(ok) => std::mem::take(&mut ok.data.0).into_owned(),
+        READ3res::Err(_) => Vec::new(),
+    };
+    message.into_success_reply_with_tail(&result, data)
 }
 
 async fn nfsproc3_read<T>(

@@ -97,21 +97,28 @@ where
     O: Pack + Send + 'static,
     T: NfsFileSystem,
 {
+    let Some(args) = arguments(&mut message) else {
+        return message.into_error_reply(accept_stat_data::GARBAGE_ARGS);
+    };
+    let result = handler(context, message.xid(), args).await;
+    message.into_success_reply(&result)
+}
+
+/// The call's arguments, all of the record and nothing else.
+pub(crate) fn arguments<I: Unpack>(message: &mut IncomingRpcMessage) -> Option<I> {
     let mut cursor = message.take_data();
     let (args, _) = match I::unpack(&mut cursor) {
         Ok(ok) => ok,
         Err(err) => {
             error!("Failed to unpack message: {err}");
-            return message.into_error_reply(accept_stat_data::GARBAGE_ARGS);
+            return None;
         }
     };
     if cursor.position() != cursor.get_ref().len() as u64 {
         error!("Unpacked message size does not match expected size");
-        return message.into_error_reply(accept_stat_data::GARBAGE_ARGS);
+        return None;
     }
-
-    let result = handler(context, message.xid(), args).await;
-    message.into_success_reply(&result)
+    Some(args)
 }
 
 fn lock_transaction(

@@ -72,7 +72,7 @@ where
     loop {
         while let Some(record) = input.next_record()? {
             match handle_call(context.clone(), CompleteRpcMessage::from_record(record)).await {
-                Ok(HandleResult::Reply(reply)) => output.push(reply.into_inner()),
+                Ok(HandleResult::Reply(reply)) => output.push(reply),
                 Ok(HandleResult::NoReply) => {}
                 Err(err) => {
                     error!("Error handling RPC message: {err}");
@@ -152,19 +152,25 @@ impl RecordReader {
 /// Replies waiting for the socket, each behind its record mark.
 #[derive(Default)]
 struct ReplyQueue {
-    replies: std::collections::VecDeque<([u8; 4], Vec<u8>)>,
+    /// Record mark, packed reply, tail (READ data) and its padding length.
+    replies: std::collections::VecDeque<([u8; 4], Vec<u8>, Vec<u8>, usize)>,
     /// Bytes of the front reply (mark included) already written.
     written: usize,
     queued: usize,
 }
 
+/// XDR padding after a tail (at most 3 bytes).
+const PAD: [u8; 3] = [0; 3];
+
 impl ReplyQueue {
     #[allow(clippy::cast_possible_truncation)]
-    fn push(&mut self, body: Vec<u8>) {
+    fn push(&mut self, reply: CompleteRpcMessage) {
+        let (head, tail, pad) = reply.into_parts();
+        let len = head.len() + tail.len() + pad;
         // Replies are far below 2^31 bytes (READ is capped at 1 MiB).
-        let mark = fragment_header::new(body.len() as u32, true).into_xdr_buf();
-        self.queued += 4 + body.len();
-        self.replies.push_back((mark, body));
+        let mark = fragment_header::new(len as u32, true).into_xdr_buf();
+        self.queued += 4 + len;
+        self.replies.push_back((mark, head, tail, pad));
     }
 
     fn is_empty(&self) -> bool {
@@ -178,10 +184,10 @@ impl ReplyQueue {
         wr: &mut W,
     ) -> Result<(), anyhow::Error> {
         use tokio::io::AsyncWriteExt;
-        let mut slices = Vec::with_capacity(16);
+        let mut slices = Vec::with_capacity(32);
         let mut skip = self.written;
-        for (mark, body) in self.replies.iter().take(8) {
-            for part in [&mark[..], &body[..]] {
+        for (mark, head, tail, pad) in self.replies.iter().take(8) {
+            for part in [&mark[..], &head[..], &tail[..], &PAD[..*pad]] {
                 if skip >= part.len() {
                     skip -= part.len();
                 } else {
@@ -195,8 +201,8 @@ impl ReplyQueue {
             anyhow::bail!("connection closed while writing a reply");
         }
         self.queued -= n;
-        while let Some((_, body)) = self.replies.front() {
-            let left = 4 + body.len() - self.written;
+        while let Some((_, head, tail, pad)) = self.replies.front() {
+            let left = 4 + head.len() + tail.len() + pad - self.written;
             if n < left {
                 self.written += n;
                 break;

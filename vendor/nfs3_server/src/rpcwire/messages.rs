@@ -10,17 +10,30 @@ use nfs3_types::xdr_codec::{Pack, Unpack, Void};
 /// The largest RPC record accepted (pxe-sidecar patch).
 pub const MAX_RECORD: usize = 1024 * 1024 + 64 * 1024;
 
+/// An RPC record. pxe-sidecar patch: a reply may end with a `tail` (READ's
+/// file data) that is written to the socket from the buffer it was read
+/// into instead of being copied into the packed reply; `pad` zero bytes
+/// follow it (XDR rounds opaque data up to 4 bytes, RFC 4506 §4.10).
 #[derive(Debug)]
-pub struct CompleteRpcMessage(Vec<u8>);
+pub struct CompleteRpcMessage {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    pad: usize,
+}
 
 impl CompleteRpcMessage {
     /// pxe-sidecar patch: a record reassembled by the connection loop.
     pub(crate) const fn from_record(record: Vec<u8>) -> Self {
-        Self(record)
+        Self {
+            head: record,
+            tail: Vec::new(),
+            pad: 0,
+        }
     }
 
-    pub fn into_inner(self) -> Vec<u8> {
-        self.0
+    /// The packed bytes, the tail and its padding length.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, Vec<u8>, usize) {
+        (self.head, self.tail, self.pad)
     }
 }
 
@@ -35,7 +48,7 @@ impl TryFrom<CompleteRpcMessage> for IncomingRpcMessage {
     type Error = anyhow::Error;
 
     fn try_from(packed: CompleteRpcMessage) -> Result<Self, Self::Error> {
-        let packed = packed.0;
+        let packed = packed.head;
         let (rpc, pos) = match rpc_msg::unpack(&mut Cursor::new(&packed)) {
             Ok(ok) => ok,
             Err(err) => {
@@ -75,19 +88,49 @@ impl IncomingRpcMessage {
         cursor
     }
 
-    pub fn into_success_reply<T>(self, message: &T) -> anyhow::Result<HandleResult>
-    where
-        T: Pack + 'static,
-    {
-        let rpc = rpc_msg {
+    fn success(&self) -> rpc_msg<'static, 'static> {
+        rpc_msg {
             xid: self.xid,
             body: msg_body::REPLY(reply_body::MSG_ACCEPTED(accepted_reply {
                 verf: opaque_auth::default(),
                 reply_data: accept_stat_data::SUCCESS,
             })),
-        };
+        }
+    }
 
-        pack(&rpc, message).map(HandleResult::Reply)
+    pub fn into_success_reply<T>(self, message: &T) -> anyhow::Result<HandleResult>
+    where
+        T: Pack + 'static,
+    {
+        pack(&self.success(), message).map(HandleResult::Reply)
+    }
+
+    /// pxe-sidecar patch: a success reply whose packed `message` ends with
+    /// an empty variable-length opaque that stands for `tail`: its length
+    /// word is set to the tail's length and the tail goes out after it.
+    pub fn into_success_reply_with_tail<T>(
+        self,
+        message: &T,
+        tail: Vec<u8>,
+    ) -> anyhow::Result<HandleResult>
+    where
+        T: Pack + 'static,
+    {
+        let mut reply = pack(&self.success(), message)?;
+        if tail.is_empty() {
+            return Ok(HandleResult::Reply(reply));
+        }
+        let len = u32::try_from(tail.len())?;
+        let at = reply
+            .head
+            .len()
+            .checked_sub(4)
+            .filter(|&at| reply.head[at..] == [0; 4])
+            .ok_or_else(|| anyhow::anyhow!("the reply does not end with an empty opaque"))?;
+        reply.head[at..].copy_from_slice(&len.to_be_bytes());
+        reply.pad = (4 - tail.len() % 4) % 4;
+        reply.tail = tail;
+        Ok(HandleResult::Reply(reply))
     }
 
     pub fn into_rpc_mismatch(self) -> anyhow::Result<HandleResult> {
@@ -140,5 +183,5 @@ where
     let mut cursor = Cursor::new(Vec::with_capacity(size));
     rpc.pack(&mut cursor)?;
     message.pack(&mut cursor)?;
-    Ok(CompleteRpcMessage(cursor.into_inner()))
+    Ok(CompleteRpcMessage::from_record(cursor.into_inner()))
 }
