@@ -1,6 +1,10 @@
 //! NFS read and metadata speed, measured in one run on one namespace LAN,
 //! servers pinned to CPU 0 and the libnfs client to CPU 1: pxe-sidecar vs
-//! nfs-ganesha (VFS FSAL, userspace, same trees).
+//! nfs-ganesha (VFS FSAL, userspace, same trees). Both servers run side by
+//! side (two hosts on the LAN) and the rounds alternate between them, the
+//! order flipping every round, so a drift of this machine's speed during
+//! the run (it moved results by ±20 % when each server had its own block
+//! of rounds) hits both alike; medians are reported.
 //! 1. `nfs-cat` of a 1 GiB file;
 //! 2. `nfs-ls -R` of a Debian root tree (READDIRPLUS: the attributes of
 //!    every file) — the debootstrap the e2e tests cache, or a generated
@@ -19,9 +23,8 @@ use std::time::{Duration, Instant};
 use common::netns::{Lan, require, start_ganesha, wait_for_log};
 use common::peak_rss_kib;
 
-const SRV: &str = "10.79.0.2";
 const BIG: usize = 1 << 30;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 fn client(lan: &Lan, args: &[&str]) -> (Duration, String) {
     let ns = lan.ns("client");
@@ -67,16 +70,23 @@ fn walk_tree(scratch: &Path) -> PathBuf {
 
 struct Server {
     name: &'static str,
+    /// The LAN host it runs on, and that host's address.
+    host: &'static str,
+    ip: &'static str,
     /// libnfs URL query selecting the ports (no portmapper needed).
     query: &'static str,
 }
 
 const OURS: Server = Server {
     name: "pxe-sidecar",
+    host: "server",
+    ip: "10.79.0.2",
     query: "?nfsport=2049&mountport=2049",
 };
 const GANESHA: Server = Server {
     name: "nfs-ganesha",
+    host: "ganesha",
+    ip: "10.79.0.3",
     query: "?nfsport=2049&mountport=20048",
 };
 
@@ -97,7 +107,7 @@ fn start(lan: &mut Lan, s: &Server, root: &Path, n: usize) -> Vec<String> {
         )
         .unwrap();
         let log = lan.spawn(
-            "server",
+            s.host,
             &label,
             &[
                 "taskset",
@@ -114,14 +124,14 @@ fn start(lan: &mut Lan, s: &Server, root: &Path, n: usize) -> Vec<String> {
         wait_for_log(&log, "NFS listening", Duration::from_secs(10));
     } else {
         // (ganesha will not start unless it can register with a portmapper)
-        labels = start_ganesha(lan, "server", &n.to_string(), root, false, "0");
+        labels = start_ganesha(lan, s.host, &n.to_string(), root, false, "0");
         // ganesha listens after its grace-period setup; wait for the port
         let ns = lan.ns("client");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ok = Command::new("ip")
                 .args(["netns", "exec", &ns, "nfs-ls"])
-                .arg(format!("nfs://{SRV}{}{}", root.display(), s.query))
+                .arg(format!("nfs://{}{}{}", s.ip, root.display(), s.query))
                 .output()
                 .is_ok_and(|o| o.status.success());
             if ok {
@@ -149,6 +159,7 @@ fn main() {
     }
     let mut lan = Lan::new(&[
         ("server", "02:00:00:00:00:02", Some("10.79.0.2/24")),
+        ("ganesha", "02:00:00:00:00:03", Some("10.79.0.3/24")),
         ("client", "02:00:00:00:00:09", Some("10.79.0.9/24")),
     ]);
     let readroot = lan.path("readroot");
@@ -157,44 +168,64 @@ fn main() {
     let tree = walk_tree(lan.dir.path());
     let listing = walkdir_count(&tree);
     println!(
-        "NFS, libnfs client on CPU 1, servers on CPU 0, median of {ROUNDS} rounds\n\
+        "NFS, libnfs client on CPU 1, servers on CPU 0, {ROUNDS} alternating rounds, medians\n\
          read: nfs-cat of 1 GiB; walk: nfs-ls -R of {} ({listing} entries)",
         tree.display()
     );
+    let servers = [&OURS, &GANESHA];
+    // [server][phase]: the times of each round
+    let mut times = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    let mut entries = [0; 2];
+    let mut rss = None;
     let mut n = 0;
-    let mut rows = Vec::new();
-    for s in [&OURS, &GANESHA] {
-        n += 1;
-        let labels = start(&mut lan, s, &readroot, n);
-        let label = labels[0].clone();
-        let mut reads = Vec::new();
-        for _ in 0..ROUNDS {
-            let url = format!("nfs://{SRV}{}/big{}", readroot.display(), s.query);
-            reads.push(client(&lan, &["sh", "-c", &format!("nfs-cat '{url}' >/dev/null")]).0);
+    for (phase, root) in [&readroot, &tree].into_iter().enumerate() {
+        let mut labels = Vec::new();
+        for s in servers {
+            n += 1;
+            labels.push(start(&mut lan, s, root, n));
         }
-        let rss_read = (s.name == "pxe-sidecar").then(|| peak_rss_kib(lan.pid(&label)));
-        labels.iter().for_each(|l| drop(lan.stop(l)));
-        n += 1;
-        let labels = start(&mut lan, s, &tree, n);
-        let label = labels[0].clone();
-        let mut walks = Vec::new();
-        let mut entries = 0;
-        for _ in 0..ROUNDS {
-            let url = format!("nfs://{SRV}{}{}", tree.display(), s.query);
-            let (t, out) = client(&lan, &["nfs-ls", "-R", &url]);
-            entries = out.lines().count();
-            walks.push(t);
+        for round in 0..ROUNDS {
+            for k in [round % 2, 1 - round % 2] {
+                let s = servers[k];
+                let url = format!("nfs://{}{}", s.ip, root.display());
+                let (t, out) = if phase == 0 {
+                    let cmd = format!("nfs-cat '{url}/big{}' >/dev/null", s.query);
+                    client(&lan, &["sh", "-c", &cmd])
+                } else {
+                    client(&lan, &["nfs-ls", "-R", &format!("{url}{}", s.query)])
+                };
+                if phase == 1 {
+                    entries[k] = out.lines().count();
+                }
+                times[k][phase].push(t);
+            }
         }
-        let rss = (s.name == "pxe-sidecar").then(|| peak_rss_kib(lan.pid(&label)));
-        labels.iter().for_each(|l| drop(lan.stop(l)));
-        rows.push((
-            s.name,
-            median(reads),
-            median(walks),
-            entries,
-            rss_read.max(rss),
-        ));
+        rss = rss.max(Some(peak_rss_kib(lan.pid(&labels[0][0]))));
+        labels.iter().flatten().for_each(|l| drop(lan.stop(l)));
     }
+    for (s, [reads, walks]) in servers.iter().zip(&times) {
+        let secs = |v: &Vec<Duration>| {
+            v.iter()
+                .map(|d| format!("{:.2}", d.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "{:<12} rounds (s): read [{}], walk [{}]",
+            s.name,
+            secs(reads),
+            secs(walks)
+        );
+    }
+    let rows: Vec<_> = servers
+        .iter()
+        .zip(times)
+        .zip(entries)
+        .map(|((s, [reads, walks]), entries)| {
+            let rss = (s.name == "pxe-sidecar").then_some(rss).flatten();
+            (s.name, median(reads), median(walks), entries, rss)
+        })
+        .collect();
     println!(
         "{:<12} {:>12} {:>14} {:>10} {:>14}",
         "server", "read MB/s", "walk entries/s", "entries", "peak RSS MiB"
