@@ -1,9 +1,13 @@
-//! TFTP throughput, measured in one run on one namespace LAN, server pinned
+//! TFTP throughput, measured in one run on one namespace LAN, servers pinned
 //! to CPU 0 and clients to CPU 1: pxe-sidecar vs dnsmasq's TFTP vs tftpd-hpa.
 //! 1. one 100 MiB fetch with atftp, blksize 1468, without and with windowsize 16;
-//! 2. 50 atftp clients fetching a 40 MiB initrd at once: total time;
+//! 2. 50 atftp clients fetching a 40 MiB initrd at once: total time, and
+//!    when the first of them finished (a wide gap: unfair service);
 //!
-//! and pxe-sidecar's peak RSS. Needs root and dnsmasq, tftpd-hpa, atftp.
+//! and pxe-sidecar's peak RSS. The three servers run side by side (one LAN
+//! host each) and the rounds (TFTP_ROUNDS, default 3) rotate through them,
+//! so a drift of this machine's speed hits all alike; medians are reported.
+//! Needs root and dnsmasq, tftpd-hpa, atftp.
 //! Run with `cargo bench --bench tftp` (or scripts/bench).
 
 #[path = "../tests/common/mod.rs"]
@@ -21,7 +25,7 @@ fn write_random(path: &std::path::Path, n: usize) {
     std::fs::write(path, common::pseudo_random(n, 0x2545_f491_4f6c_dd1d)).unwrap();
 }
 
-fn atftp(lan: &Lan, file: &str, window: Option<u16>) -> Duration {
+fn atftp(lan: &Lan, server: &str, file: &str, window: Option<u16>) -> Duration {
     let ns = lan.ns("client");
     let mut args: Vec<String> = vec![
         "netns".into(),
@@ -43,7 +47,7 @@ fn atftp(lan: &Lan, file: &str, window: Option<u16>) -> Duration {
         file.into(),
         "-l".into(),
         "/dev/null".into(),
-        "10.77.0.2".into(),
+        server.into(),
     ]);
     let t = Instant::now();
     let o = Command::new("ip").args(&args).output().unwrap();
@@ -55,10 +59,12 @@ fn atftp(lan: &Lan, file: &str, window: Option<u16>) -> Duration {
     t.elapsed()
 }
 
-fn concurrent(lan: &Lan, file: &str) -> Duration {
+/// Starts `CLIENTS` fetches of `file` at once; returns when the first and
+/// when the last finished.
+fn concurrent(lan: &Lan, server: &str, file: &str) -> (Duration, Duration) {
     let ns = lan.ns("client");
     let t = Instant::now();
-    let children: Vec<_> = (0..CLIENTS)
+    let mut children: Vec<_> = (0..CLIENTS)
         .map(|_| {
             Command::new("ip")
                 .args([
@@ -76,54 +82,77 @@ fn concurrent(lan: &Lan, file: &str) -> Duration {
                     file,
                     "-l",
                     "/dev/null",
-                    "10.77.0.2",
+                    server,
                 ])
                 .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    for c in children {
-        let o = c.wait_with_output().unwrap();
-        assert!(
-            o.status.success(),
-            "a concurrent atftp failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+    let mut first = None;
+    while !children.is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+        children.retain_mut(|c| match c.try_wait().unwrap() {
+            None => true,
+            Some(status) => {
+                assert!(status.success(), "a concurrent atftp failed: {status}");
+                first.get_or_insert(t.elapsed());
+                false
+            }
+        });
     }
-    t.elapsed()
+    (first.unwrap_or_default(), t.elapsed())
 }
 
-struct Row {
+/// One server of the comparison, running on its own LAN host.
+struct Server {
     name: &'static str,
-    plain: Duration,
-    window: Duration,
-    fifty: Duration,
-    rss: Option<u64>,
-    /// Server CPU time for the plain 100 MiB fetch and for the 50 clients.
-    cpu: Option<(Duration, Duration)>,
+    ip: &'static str,
+    /// Its process, when one process serves every transfer (for CPU and RSS).
+    pid: Option<i32>,
+    plain: Vec<Duration>,
+    window: Vec<Duration>,
+    fifty: Vec<Duration>,
+    first: Vec<Duration>,
+    /// Server CPU time of each round's plain fetch and 50-client run.
+    cpu: Vec<(Duration, Duration)>,
 }
 
-/// Runs the three measurements against the server `pid` (None: it forks
-/// per transfer, so its CPU time is not in one process).
-fn measure(lan: &Lan, name: &'static str, pid: Option<i32>) -> Row {
-    let cpu = || pid.map_or(Duration::ZERO, cpu_time);
-    let c0 = cpu();
-    let plain = atftp(lan, "big", None);
-    let c1 = cpu();
-    let window = atftp(lan, "big", Some(16));
-    let c2 = cpu();
-    let fifty = concurrent(lan, "initrd");
-    let c3 = cpu();
-    Row {
-        name,
-        plain,
-        window,
-        fifty,
-        rss: pid.map(peak_rss_kib),
-        cpu: pid.map(|_| (c1 - c0, c3 - c2)),
+impl Server {
+    fn new(name: &'static str, ip: &'static str, pid: Option<i32>) -> Server {
+        Server {
+            name,
+            ip,
+            pid,
+            plain: Vec::new(),
+            window: Vec::new(),
+            fifty: Vec::new(),
+            first: Vec::new(),
+            cpu: Vec::new(),
+        }
     }
+
+    /// One round: the plain fetch, the windowed fetch, the 50 clients.
+    fn round(&mut self, lan: &Lan) {
+        let cpu = || self.pid.map_or(Duration::ZERO, cpu_time);
+        let c0 = cpu();
+        self.plain.push(atftp(lan, self.ip, "big", None));
+        let c1 = cpu();
+        self.window.push(atftp(lan, self.ip, "big", Some(16)));
+        let c2 = cpu();
+        let (first, all) = concurrent(lan, self.ip, "initrd");
+        let c3 = cpu();
+        self.first.push(first);
+        self.fifty.push(all);
+        self.cpu.push((c1 - c0, c3 - c2));
+    }
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
 }
 
 fn mbps(bytes: usize, d: Duration) -> f64 {
@@ -143,8 +172,15 @@ fn main() {
         std::path::Path::new("/usr/sbin/in.tftpd").exists(),
         "tftpd-hpa is not installed: run scripts/deps"
     );
+    let rounds: usize = std::env::var("TFTP_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3);
     let mut lan = Lan::new(&[
         ("server", "02:00:00:00:00:02", Some("10.77.0.2/24")),
+        ("dnsmasq", "02:00:00:00:00:03", Some("10.77.0.3/24")),
+        ("tftpd", "02:00:00:00:00:04", Some("10.77.0.4/24")),
         ("client", "02:00:00:00:00:09", Some("10.77.0.9/24")),
     ]);
     let root = lan.path("root");
@@ -154,7 +190,6 @@ fn main() {
     write_random(&root.join("big"), 100 << 20);
     write_random(&root.join("initrd"), 40 << 20);
     let root_s = root.display().to_string();
-    let mut rows = Vec::new();
 
     // pxe-sidecar (50 clients share one test IP here, so the per-client cap is raised to 50).
     let cfg = lan.path("pxe.toml");
@@ -181,12 +216,10 @@ fn main() {
         ],
     );
     wait_for_log(&log, "TFTP listening", Duration::from_secs(10));
-    rows.push(measure(&lan, "pxe-sidecar", Some(lan.pid("pxe"))));
-    lan.stop("pxe");
 
     // dnsmasq, TFTP only (no DHCP, no DNS).
     let log = lan.spawn(
-        "server",
+        "dnsmasq",
         "dnsmasq",
         &[
             "taskset",
@@ -207,12 +240,10 @@ fn main() {
         ],
     );
     wait_for_log(&log, "TFTP root is", Duration::from_secs(10));
-    rows.push(measure(&lan, "dnsmasq", Some(lan.pid("dnsmasq"))));
-    lan.stop("dnsmasq");
 
     // tftpd-hpa --secure (forks per transfer: its RSS is per process).
     lan.spawn(
-        "server",
+        "tftpd",
         "tftpd",
         &[
             "taskset",
@@ -224,40 +255,81 @@ fn main() {
             "--user",
             "root",
             "--address",
-            "10.77.0.2:69",
+            "10.77.0.4:69",
             "--secure",
             &root_s,
         ],
     );
     std::thread::sleep(Duration::from_millis(300));
-    rows.push(measure(&lan, "tftpd-hpa", None));
-    lan.stop("tftpd");
 
-    println!("\nTFTP, atftp client, blksize 1468, server on CPU 0, clients on CPU 1");
+    let mut servers = [
+        Server::new("pxe-sidecar", "10.77.0.2", Some(lan.pid("pxe"))),
+        Server::new("dnsmasq", "10.77.0.3", Some(lan.pid("dnsmasq"))),
+        Server::new("tftpd-hpa", "10.77.0.4", None),
+    ];
+    for round in 0..rounds {
+        for k in 0..servers.len() {
+            servers[(round + k) % servers.len()].round(&lan);
+        }
+    }
+    let rss = peak_rss_kib(lan.pid("pxe"));
+    for l in ["pxe", "dnsmasq", "tftpd"] {
+        lan.stop(l);
+    }
+
     println!(
-        "{:<12} {:>22} {:>26} {:>22} {:>12} {:>22}",
+        "\nTFTP, atftp client, blksize 1468, servers on CPU 0, clients on CPU 1, median of {rounds} rotating rounds"
+    );
+    println!(
+        "{:<12} {:>22} {:>26} {:>22} {:>12} {:>12} {:>22}",
         "server",
         "100 MiB (MB/s)",
         "100 MiB windowsize 16",
         "50 x 40 MiB total",
+        "first done",
         "peak RSS",
         "server CPU 100M / 50x"
     );
-    for r in &rows {
+    for s in &servers {
+        let (plain, window) = (median(&s.plain), median(&s.window));
+        let cpu = |f: fn(&(Duration, Duration)) -> Duration| {
+            median(&s.cpu.iter().map(f).collect::<Vec<_>>()).as_secs_f64()
+        };
         println!(
-            "{:<12} {:>13.2?} {:>7.1} {:>17.2?} {:>7.1} {:>22.2?} {:>12} {:>22}",
-            r.name,
-            r.plain,
-            mbps(100 << 20, r.plain),
-            r.window,
-            mbps(100 << 20, r.window),
-            r.fifty,
-            r.rss.map_or("-".to_string(), |k| format!("{k} KiB")),
-            r.cpu.map_or("-".to_string(), |(a, b)| format!(
-                "{:.2}s / {:.2}s",
-                a.as_secs_f64(),
-                b.as_secs_f64()
-            ))
+            "{:<12} {:>13.2?} {:>7.1} {:>17.2?} {:>7.1} {:>22.2?} {:>12.2?} {:>12} {:>22}",
+            s.name,
+            plain,
+            mbps(100 << 20, plain),
+            window,
+            mbps(100 << 20, window),
+            median(&s.fifty),
+            median(&s.first),
+            if s.name == "pxe-sidecar" {
+                format!("{rss} KiB")
+            } else {
+                "-".into()
+            },
+            if s.pid.is_some() {
+                format!("{:.2}s / {:.2}s", cpu(|c| c.0), cpu(|c| c.1))
+            } else {
+                "-".into()
+            }
         );
     }
+    for s in &servers {
+        let secs = |v: &[Duration]| {
+            v.iter()
+                .map(|d| format!("{:.1}", d.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("{:<12} 50-client rounds (s): [{}]", s.name, secs(&s.fifty));
+    }
+    let (o, d) = (&servers[0], &servers[1]);
+    println!(
+        "pxe-sidecar / dnsmasq: plain {:.2}x, windowsize 16 {:.2}x, 50 clients {:.2}x (above 1.0: pxe-sidecar faster)",
+        median(&d.plain).as_secs_f64() / median(&o.plain).as_secs_f64(),
+        median(&d.window).as_secs_f64() / median(&o.window).as_secs_f64(),
+        median(&d.fifty).as_secs_f64() / median(&o.fifty).as_secs_f64(),
+    );
 }
