@@ -1,9 +1,11 @@
 //! Entry points shared by the cargo-fuzz targets (fuzz/) and the regression
 //! test that replays every crasher they found (tests/fuzz_regressions.rs).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 
 use crate::config::{self, RawConfig, RawMenuItem};
+use crate::mac::Mac;
+use crate::ndp;
 use crate::proxy::{self, Meta, Proxy};
 use crate::replay;
 
@@ -63,5 +65,21 @@ pub fn capture(data: &[u8]) {
     ) {
         let _ = out.report();
         let _ = replay::write_pcap(std::io::sink(), &out);
+    }
+}
+
+/// A frame through the NDP door: parsed, and for a solicitation the
+/// advertisement we would answer with, which must read back as ours.
+pub fn ndp(data: &[u8]) {
+    if let Ok(ndp::Ndp::Solicitation { mac, src }) = ndp::parse(data) {
+        let ours = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+        let f = ndp::no_router_frame(Mac([2, 0, 0, 0, 0, 2]), ours, mac, src);
+        assert!(
+            matches!(
+                ndp::parse(&f),
+                Ok(ndp::Ndp::Advertisement { lifetime: 0, .. })
+            ),
+            "our advertisement does not read back"
+        );
     }
 }

@@ -30,3 +30,8 @@ fn proxy_crashers() {
 fn capture_crashers() {
     assert!(each("capture", fuzzing::capture) > 0);
 }
+
+#[test]
+fn ndp_crashers() {
+    assert!(each("ndp", fuzzing::ndp) > 0);
+}
