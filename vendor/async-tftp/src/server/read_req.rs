@@ -5,6 +5,7 @@ use std::cmp;
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -34,6 +35,10 @@ where
     // pxe-sidecar patch: counters for the transfer report.
     bytes_acked: u64,
     retransmits: u64,
+    /// pxe-sidecar patch: the retransmission timer, armed once and moved
+    /// forward only when it fires before the current deadline — not a
+    /// timer-wheel insert and remove for every block acknowledged.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<R> ReadRequest<R>
@@ -83,6 +88,7 @@ where
             window_size: negotiated_window_size,
             bytes_acked: 0,
             retransmits: 0,
+            timer: None,
         })
     }
 
@@ -252,20 +258,35 @@ where
         window_len: u16,
     ) -> io::Result<u16> {
         let deadline = tokio::time::Instant::now() + self.timeout;
+        // The timer holds this deadline or an earlier block's (never a
+        // later one): when it fires early it is moved to this deadline.
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         let mut buf = [0u8; 1024];
         loop {
-            let len = match tokio::time::timeout_at(deadline, socket.recv(&mut buf[..])).await {
-                Err(_elapsed) => return Err(io::ErrorKind::TimedOut.into()),
+            let got = tokio::select! {
+                biased;
+                r = socket.recv(&mut buf[..]) => r,
+                () = timer.as_mut() => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    timer.as_mut().reset(deadline);
+                    continue;
+                }
+            };
+            let len = match got {
                 // Linux reports the ICMP error before datagrams already
                 // queued: a client that sent ERROR and closed its port must
                 // still be heard (its ERROR is the better explanation).
-                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                     match socket.try_recv(&mut buf[..]) {
                         Ok(len) => len,
                         Err(_) => return Err(e),
                     }
                 }
-                Ok(r) => r?,
+                r => r?,
             };
             match Packet::decode(&buf[..len]) {
                 // pxe-sidecar patch: an ERROR from the client ends the
