@@ -107,18 +107,20 @@ pub fn lookup(name: &str, want_ip: Option<Ipv4Addr>) -> Result<Interface, Listen
     })
 }
 
+/// One classic BPF instruction (Documentation/networking/filter.rst).
+const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
 /// Classic BPF (Documentation/networking/filter.rst) accepting IPv4 UDP
 /// datagrams to port 67 or 68 that are not later fragments; everything else
 /// is dropped in the kernel. Jump offsets count from the next instruction.
 fn dhcp_filter() -> [libc::sock_filter; 12] {
-    const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-        libc::sock_filter {
-            code: code as u16,
-            jt,
-            jf,
-            k,
-        }
-    }
     use libc::{
         BPF_ABS, BPF_B, BPF_H, BPF_IND, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_LDX,
         BPF_MSH, BPF_RET,
@@ -154,14 +156,6 @@ pub struct Received {
 /// Router solicitations and advertisements (ICMPv6 types 133/134, RFC 4861)
 /// directly after the IPv6 header — the NDP door (src/ndp.rs).
 fn ndp_filter() -> [libc::sock_filter; 9] {
-    const fn op(code: u32, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-        libc::sock_filter {
-            code: code as u16,
-            jt,
-            jf,
-            k,
-        }
-    }
     use libc::{BPF_ABS, BPF_B, BPF_H, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET};
     [
         /* 0 */ op(BPF_LD | BPF_H | BPF_ABS, 0, 0, 12), // ethertype

@@ -212,6 +212,11 @@ impl Routers {
         if src.is_unspecified() {
             return Err(Skip::Unspecified);
         }
+        self.still_needed(mac, now)
+    }
+
+    /// No router advertises, and we have not answered `mac` just now.
+    fn still_needed(&self, mac: Mac, now: u64) -> Result<(), Skip> {
         if let Some(r) = self.router(now) {
             return Err(Skip::Router(r));
         }
@@ -228,16 +233,7 @@ impl Routers {
     /// After the wait: answer unless a router spoke up meanwhile, or we
     /// already answered this machine. Records the answer.
     pub fn answer(&mut self, mac: Mac, now: u64) -> Result<(), Skip> {
-        if let Some(r) = self.router(now) {
-            return Err(Skip::Router(r));
-        }
-        if self
-            .answered
-            .get(&mac)
-            .is_some_and(|t| now.saturating_sub(*t) < REPEAT_MS)
-        {
-            return Err(Skip::Answered);
-        }
+        self.still_needed(mac, now)?;
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.clear();
         }
