@@ -21,7 +21,7 @@
 //! This module is the pure part: reading frames, the decision, the reply
 //! frame. The socket and the clock are in `serve.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv6Addr;
 
@@ -158,7 +158,11 @@ impl fmt::Display for Skip {
                 "sent from :: (no address yet), which only a multicast answer reaches"
             ),
             Skip::Router(r) => write!(f, "the IPv6 router {r} advertises on this LAN"),
-            Skip::Answered => write!(f, "answered less than {} s ago", REPEAT_MS / 1000),
+            Skip::Answered => write!(
+                f,
+                "answered less than {} s ago, or an answer is on its way",
+                REPEAT_MS / 1000
+            ),
             Skip::NoLinkLocal => write!(
                 f,
                 "our interface has no IPv6 link-local address to answer from (IPv6 off)"
@@ -173,6 +177,9 @@ pub struct Routers {
     /// The last real router advertisement: when (ms) and from whom.
     heard: Option<(u64, Ipv6Addr)>,
     answered: HashMap<Mac, u64>,
+    /// Machines whose solicitation is waiting out `WAIT_MS`: a flood of
+    /// solicitations from one machine starts one wait, not one per frame.
+    waiting: HashSet<Mac>,
 }
 
 impl Routers {
@@ -191,10 +198,10 @@ impl Routers {
     }
 
     /// Whether a solicitation from `mac` (source address `src`) is worth
-    /// waiting `WAIT_MS` on; `pxe_ago` is how long ago (ms) we answered that
-    /// machine as a PXE client, if ever.
+    /// waiting `WAIT_MS` on (then `answer` must follow); `pxe_ago` is how
+    /// long ago (ms) we answered that machine as a PXE client, if ever.
     pub fn consider(
-        &self,
+        &mut self,
         enabled: bool,
         mac: Mac,
         src: Ipv6Addr,
@@ -212,7 +219,15 @@ impl Routers {
         if src.is_unspecified() {
             return Err(Skip::Unspecified);
         }
-        self.still_needed(mac, now)
+        if self.waiting.contains(&mac) {
+            return Err(Skip::Answered);
+        }
+        self.still_needed(mac, now)?;
+        if self.waiting.len() >= MAX_ANSWERED {
+            self.waiting.clear();
+        }
+        self.waiting.insert(mac);
+        Ok(())
     }
 
     /// No router advertises, and we have not answered `mac` just now.
@@ -230,9 +245,15 @@ impl Routers {
         Ok(())
     }
 
+    /// The wait ended without an answer to send (we have no address).
+    pub fn cancel(&mut self, mac: Mac) {
+        self.waiting.remove(&mac);
+    }
+
     /// After the wait: answer unless a router spoke up meanwhile, or we
     /// already answered this machine. Records the answer.
     pub fn answer(&mut self, mac: Mac, now: u64) -> Result<(), Skip> {
+        self.waiting.remove(&mac);
         self.still_needed(mac, now)?;
         if self.answered.len() >= MAX_ANSWERED {
             self.answered.clear();
@@ -361,6 +382,11 @@ mod tests {
             Err(Skip::Unspecified)
         );
         assert_eq!(r.consider(true, CLIENT, src, Some(1), 10), Ok(()));
+        // repeats during the wait start no second wait
+        assert_eq!(
+            r.consider(true, CLIENT, src, Some(1), 20),
+            Err(Skip::Answered)
+        );
         assert_eq!(r.answer(CLIENT, 10 + WAIT_MS), Ok(()));
         assert_eq!(r.answer(CLIENT, 20 + WAIT_MS), Err(Skip::Answered));
         assert_eq!(

@@ -656,21 +656,21 @@ async fn answer_solicitation(
     let table = std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default();
     let ours = ndp::link_local(&table, &iface.name);
     let now = server.now().as_millis() as u64;
-    let sent = match ours {
-        None => Err(format!("not answered: {}", ndp::Skip::NoLinkLocal)),
-        Some(ours) => {
-            let verdict = server
-                .routers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .answer(mac, now);
-            match verdict {
-                Err(why) => Err(format!("not answered: {why}")),
-                Ok(()) => {
-                    let frame = ndp::no_router_frame(iface.mac, ours, mac, src);
-                    (sock.send(&frame).await).map_err(|e| format!("sending the RA failed: {e}"))
-                }
+    let verdict = {
+        let mut routers = server.routers.lock().unwrap_or_else(|e| e.into_inner());
+        match ours {
+            Some(ours) => routers.answer(mac, now).map(|()| ours),
+            None => {
+                routers.cancel(mac);
+                Err(ndp::Skip::NoLinkLocal)
             }
+        }
+    };
+    let sent = match verdict {
+        Err(why) => Err(format!("not answered: {why}")),
+        Ok(ours) => {
+            let frame = ndp::no_router_frame(iface.mac, ours, mac, src);
+            (sock.send(&frame).await).map_err(|e| format!("sending the RA failed: {e}"))
         }
     };
     match sent {
