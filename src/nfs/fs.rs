@@ -728,7 +728,7 @@ impl RootFs {
 
 /// Up to `len` bytes of `f` from `offset` (fewer at the end of the file),
 /// read straight into a fresh buffer: READ replies carry up to 1 MiB, and
-/// zero-filling the buffer first cost as much as a third of the read.
+/// zero-filling it first is a pass over memory that pread overwrites anyway.
 fn read_at(f: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
     let mut buf: Vec<u8> = Vec::with_capacity(len);
     while buf.len() < len {
