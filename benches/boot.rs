@@ -83,7 +83,10 @@ fn print_phases(stack: &str, rig: &Rig) {
 fn boot_ours(fw: Firmware, fw_name: &str) -> Duration {
     let root = DebianRoot::new();
     root.prepare();
-    let mut rig = Rig::new(|lan| root.config(lan, ""));
+    let extra = std::env::var("BOOT_EXTRA")
+        .unwrap_or_default()
+        .replace("\\n", "\n");
+    let mut rig = Rig::new(|lan| root.config(lan, &extra));
     let con = rig.boot(fw, GUEST_MAC, REPORT, WITHIN);
     let took = rig
         .last

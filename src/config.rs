@@ -152,17 +152,22 @@ pub struct RawBoot {
 }
 
 impl Default for RawBoot {
-    /// The loaders Debian's pxelinux and syslinux-efi packages install, which
-    /// the TFTP server offers under these names when the root lacks them.
+    /// The loaders Debian's pxelinux, syslinux-efi and ipxe packages install,
+    /// which the TFTP server offers under these names when the root lacks
+    /// them. x86-64 UEFI gets iPXE (snponly.efi: it drives the NIC through
+    /// the firmware's own SNP driver, so it runs wherever PXE ran) and iPXE
+    /// clients the generated script, which loads kernel and initrd over
+    /// HTTP: lock-step TFTP at ~1.4 KB per round trip is the slowest part of
+    /// a UEFI boot, and syslinux.efi has no faster way (e2e boot bench).
     fn default() -> Self {
         RawBoot {
             bios: "pxelinux.0".into(),
             efi32: "syslinux32.efi".into(),
-            efi64: "syslinux.efi".into(),
+            efi64: "snponly.efi".into(),
             arm64: String::new(),
             http_x64: String::new(),
             http_arm64: String::new(),
-            ipxe: String::new(),
+            ipxe: "boot.ipxe".into(),
         }
     }
 }
@@ -239,7 +244,7 @@ pub struct Http {
 impl Default for Http {
     fn default() -> Self {
         Http {
-            enabled: false,
+            enabled: true,
             port: 80,
         }
     }
@@ -784,7 +789,9 @@ mod tests {
     fn defaults_serve_debian_loaders() {
         let c = validate(RawConfig::default()).unwrap();
         assert_eq!(c.proxy.boot.bios.as_deref(), Some("pxelinux.0"));
-        assert_eq!(c.proxy.boot.efi64.as_deref(), Some("syslinux.efi"));
+        assert_eq!(c.proxy.boot.efi64.as_deref(), Some("snponly.efi"));
+        assert_eq!(c.proxy.boot.ipxe.as_deref(), Some("boot.ipxe"));
+        assert!(c.http.enabled);
         assert_eq!(c.proxy.boot.arm64, None);
         assert_eq!(c.tftp.root, PathBuf::from("/srv/tftp"));
     }

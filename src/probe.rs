@@ -3,7 +3,9 @@
 //! proxies'), the 4011 step, the TFTP fetch of the boot file, and for
 //! pxelinux its config search, the files the config names and, for an
 //! `nfsroot=` kernel line, the portmapper, MOUNT and a LOOKUP of /sbin/init
-//! in the NFS root. On failure it
+//! in the NFS root. When the boot file is iPXE it goes on as iPXE does: a
+//! second DISCOVER as an iPXE client, the script that offer names, and the
+//! kernel and initrd the script fetches (tftp:// or http://). On failure it
 //! says what a real client would show (PXE-E51, PXE-E53, PXE-E32, PXE-T01)
 //! and the likely cause. Works against any PXE server, not only ours.
 
@@ -138,14 +140,17 @@ fn file_of(m: &Message) -> String {
     }
 }
 
-fn request(
+/// What one request says about the client besides its message type.
+#[derive(Clone, Copy)]
+struct Asker {
     mac: Mac,
-    xid: u32,
     arch: ProbeArch,
-    msg: MessageType,
-    ciaddr: Ipv4Addr,
-    item: Option<u16>,
-) -> Vec<u8> {
+    /// Asks as iPXE does after it was chainloaded (option 77 "iPXE").
+    ipxe: bool,
+}
+
+fn request(who: Asker, xid: u32, msg: MessageType, ciaddr: Ipv4Addr, item: Option<u16>) -> Vec<u8> {
+    let Asker { mac, arch, ipxe } = who;
     let mut m = Message::new_with_id(
         xid,
         ciaddr,
@@ -172,6 +177,13 @@ fn request(
         vec![1, 3, 16],
     )));
     o.insert(DhcpOption::MaxMessageSize(1464));
+    if ipxe {
+        // iPXE sends its user class as the bare string, not RFC 3004's format
+        o.insert(DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::from(77),
+            b"iPXE".to_vec(),
+        )));
+    }
     if let Some(t) = item {
         // Boot server discovery (PXE spec 2.1 §2.2.5): the item picked from the menu, layer 0.
         o.insert(DhcpOption::VendorExtensions(crate::pxe::ack_options(
@@ -202,50 +214,12 @@ pub fn run(
         start: Instant::now(),
     };
     let xid = u32::from_be_bytes([mac.0[2], mac.0[3], mac.0[4], mac.0[5]]) ^ 0x5058_4500;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let offers = rt.block_on(async {
-        let sock = RawSocket::open(&iface)?;
-        let f = frame::build(
-            mac,
-            Mac::BROADCAST,
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
-            SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
-            &request(mac, xid, arch, MessageType::Discover, Ipv4Addr::UNSPECIFIED, None),
-        );
-        sock.send(&f).await?;
-        let mut offers = Vec::new();
-        let mut buf = vec![0u8; 65536];
-        let deadline = tokio::time::Instant::now() + wait;
-        while let Ok(Ok(got)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-            let Some(u) = frame::udp(Link::Ethernet, &buf[..got.len]) else { continue };
-            if u.dst.port() != 68 {
-                continue;
-            }
-            let Ok(m) = Message::decode(&mut Decoder::new(u.payload)) else { continue };
-            if m.xid() != xid || m.opcode() != Opcode::BootReply || m.opts().msg_type() != Some(MessageType::Offer) {
-                continue;
-            }
-            let server = match m.opts().get(OptionCode::ServerIdentifier) {
-                Some(DhcpOption::ServerIdentifier(s)) => *s,
-                _ => *u.src.ip(),
-            };
-            offers.push(Offer {
-                server,
-                yiaddr: m.yiaddr(),
-                siaddr: m.siaddr(),
-                file: file_of(&m),
-                menu_item: match m.opts().get(OptionCode::VendorExtensions) {
-                    Some(DhcpOption::VendorExtensions(v)) => crate::pxe::first_menu_item(v),
-                    _ => None,
-                },
-                pxe: matches!(m.opts().get(OptionCode::ClassIdentifier),
-                    Some(DhcpOption::ClassIdentifier(v)) if v.starts_with(b"PXEClient") || v.starts_with(b"HTTPClient")),
-            });
-        }
-        Ok::<_, ProbeError>(offers)
-    })?;
+    let who = Asker {
+        mac,
+        arch,
+        ipxe: false,
+    };
+    let offers = discover(&iface, who, xid, wait)?;
     let archname = Arch::from_code(arch.code());
     p.note(
         true,
@@ -313,14 +287,7 @@ pub fn run(
         s.set_read_timeout(Some(Duration::from_secs(4)))?;
         let item = proxy.and_then(|o| o.menu_item);
         s.send_to(
-            &request(
-                mac,
-                xid.wrapping_add(1),
-                arch,
-                MessageType::Request,
-                own_ip,
-                item,
-            ),
+            &request(who, xid.wrapping_add(1), MessageType::Request, own_ip, item),
             (boot_server, 4011),
         )?;
         let mut buf = [0u8; 2048];
@@ -355,8 +322,274 @@ pub fn run(
     let base = file.rsplit('/').next().unwrap_or(&file);
     if base == "pxelinux.0" || base == "lpxelinux.0" || base.starts_with("syslinux") {
         pxelinux_search(&mut p, own_ip, tftp_server, &file, mac);
+    } else if crate::proxy::looks_like_ipxe(&file) {
+        let who = Asker { ipxe: true, ..who };
+        let offers = discover(&iface, who, xid.wrapping_add(2), wait)?;
+        ipxe_stage(&mut p, own_ip, &offers);
     }
     Ok(p)
+}
+
+/// Broadcasts a DISCOVER and collects the offers for `wait`.
+fn discover(
+    iface: &listen::Interface,
+    who: Asker,
+    xid: u32,
+    wait: Duration,
+) -> Result<Vec<Offer>, ProbeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let sock = RawSocket::open(iface)?;
+        let f = frame::build(
+            who.mac,
+            Mac::BROADCAST,
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+            SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
+            &request(who, xid, MessageType::Discover, Ipv4Addr::UNSPECIFIED, None),
+        );
+        sock.send(&f).await?;
+        let mut offers = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Ok(got)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            let Some(u) = frame::udp(Link::Ethernet, &buf[..got.len]) else { continue };
+            if u.dst.port() != 68 {
+                continue;
+            }
+            let Ok(m) = Message::decode(&mut Decoder::new(u.payload)) else { continue };
+            if m.xid() != xid || m.opcode() != Opcode::BootReply || m.opts().msg_type() != Some(MessageType::Offer) {
+                continue;
+            }
+            let server = match m.opts().get(OptionCode::ServerIdentifier) {
+                Some(DhcpOption::ServerIdentifier(s)) => *s,
+                _ => *u.src.ip(),
+            };
+            offers.push(Offer {
+                server,
+                yiaddr: m.yiaddr(),
+                siaddr: m.siaddr(),
+                file: file_of(&m),
+                menu_item: match m.opts().get(OptionCode::VendorExtensions) {
+                    Some(DhcpOption::VendorExtensions(v)) => crate::pxe::first_menu_item(v),
+                    _ => None,
+                },
+                pxe: matches!(m.opts().get(OptionCode::ClassIdentifier),
+                    Some(DhcpOption::ClassIdentifier(v)) if v.starts_with(b"PXEClient") || v.starts_with(b"HTTPClient")),
+            });
+        }
+        Ok::<_, ProbeError>(offers)
+    })
+}
+
+/// iPXE's step after it was loaded: it asks DHCP again as iPXE, runs the
+/// script the proxy offer names and fetches what the script names.
+fn ipxe_stage(p: &mut Probe, own_ip: Ipv4Addr, offers: &[Offer]) {
+    let Some(o) = offers.iter().find(|o| o.pxe) else {
+        p.note(
+            false,
+            "iPXE's DISCOVER got no PXE offer: iPXE would retry, then say \"No configuration methods succeeded\"",
+        );
+        return;
+    };
+    if o.file.is_empty() {
+        p.note(
+            false,
+            "iPXE's offer has no boot file: iPXE would stop with \"Nothing to boot\"",
+        );
+        return;
+    }
+    let server = if o.siaddr.is_unspecified() {
+        o.server
+    } else {
+        o.siaddr
+    };
+    p.note(
+        true,
+        format!("as iPXE: offer from {}: script {}", o.server, o.file),
+    );
+    let Some(text) = fetch_text(p, own_ip, server, &o.file) else {
+        return;
+    };
+    if !text.starts_with("#!ipxe") {
+        // a binary (a loop back to iPXE, or another loader): fetched is all we check
+        p.note(
+            true,
+            format!("{} is not an iPXE script: iPXE would boot it", o.file),
+        );
+        return;
+    }
+    let mut kernels = 0;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let Some(cmd @ ("kernel" | "initrd" | "imgfetch" | "module" | "chain" | "chainload")) =
+            words.next()
+        else {
+            continue;
+        };
+        // the first word that is not an --option (or its value) is the URI
+        let mut uri = None;
+        let mut args = Vec::new();
+        let mut skip_value = false;
+        for w in words {
+            if uri.is_some() {
+                args.push(w);
+            } else if skip_value {
+                skip_value = false;
+            } else if w == "--name" || w == "-n" || w == "--timeout" || w == "-t" {
+                skip_value = true;
+            } else if !w.starts_with('-') {
+                uri = Some(w);
+            }
+        }
+        let Some(uri) = uri else { continue };
+        let uri = uri.replace("${next-server}", &server.to_string());
+        if cmd == "kernel" || cmd.starts_with("chain") {
+            kernels += 1;
+        }
+        fetch_uri(p, own_ip, server, &uri);
+        if let Some(spec) = args.iter().find_map(|a| a.strip_prefix("nfsroot=")) {
+            nfs_root(p, spec);
+        }
+    }
+    if kernels == 0 {
+        p.note(
+            false,
+            format!("{} names no kernel: nothing to boot yet", o.file),
+        );
+    }
+}
+
+/// Fetches a script or config: an http:// URL or a TFTP name.
+fn fetch_text(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, name: &str) -> Option<String> {
+    if name.starts_with("http://") {
+        return match http_get(name, true) {
+            Ok(got) => Some(String::from_utf8_lossy(&got.body).into_owned()),
+            Err(why) => {
+                p.note(false, format!("HTTP {name}: {why}"));
+                None
+            }
+        };
+    }
+    match tftp_text(own_ip, server, name) {
+        Ok(text) => Some(text),
+        Err(_) => {
+            // fetch() says which PXE error a client would show
+            fetch(p, own_ip, server, name);
+            None
+        }
+    }
+}
+
+/// One file an iPXE script names: tftp://host/path, http://host[:port]/path
+/// or a name relative to the script's TFTP server.
+fn fetch_uri(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, uri: &str) {
+    if let Some(rest) = uri.strip_prefix("tftp://") {
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        match host.parse::<Ipv4Addr>() {
+            Ok(ip) => {
+                fetch(p, own_ip, ip, path);
+            }
+            Err(_) => p.note(
+                false,
+                format!("{uri}: the probe only follows numeric addresses"),
+            ),
+        }
+    } else if uri.starts_with("http://") {
+        match http_get(uri, false) {
+            Ok(got) => p.note(
+                true,
+                format!(
+                    "HTTP {uri}: {} bytes in {} ms",
+                    got.bytes,
+                    got.took.as_millis()
+                ),
+            ),
+            Err(why) => p.note(false, format!("HTTP {uri}: {why}")),
+        }
+    } else if uri.contains("://") {
+        p.note(
+            false,
+            format!("{uri}: the probe does not follow this scheme"),
+        );
+    } else {
+        fetch(p, own_ip, server, uri);
+    }
+}
+
+struct HttpGot {
+    bytes: u64,
+    took: Duration,
+    /// The body, when it was asked for (scripts); else only counted.
+    body: Vec<u8>,
+}
+
+/// GET of an http:// URL with a numeric host, as iPXE does it. Bodies kept
+/// in memory are capped (a script, not a kernel); others are only counted.
+fn http_get(url: &str, keep: bool) -> Result<HttpGot, String> {
+    const KEEP_MAX: usize = 1 << 20;
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (hostport, path) = rest
+        .find('/')
+        .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let addr: SocketAddr = match hostport.parse::<SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => match hostport.parse::<Ipv4Addr>() {
+            Ok(ip) => SocketAddr::from((ip, 80)),
+            Err(_) => return Err("the probe only follows numeric addresses".into()),
+        },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let get = async {
+        use http_body_util::BodyExt;
+        let tcp =
+            tokio::time::timeout(Duration::from_secs(4), tokio::net::TcpStream::connect(addr))
+                .await
+                .map_err(|_| format!("no answer from {addr} in 4 s (HTTP off, or a firewall)"))?
+                .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(path)
+            .header(hyper::header::HOST, hostport)
+            .header(hyper::header::USER_AGENT, "pxe-sidecar probe")
+            .body(String::new())
+            .map_err(|e| e.to_string())?;
+        let mut res = send.send_request(req).await.map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!(
+                "{} (the client would fail to fetch it)",
+                res.status()
+            ));
+        }
+        let (mut bytes, mut body) = (0u64, Vec::new());
+        while let Some(frame) = res.body_mut().frame().await {
+            let frame = frame.map_err(|e| e.to_string())?;
+            if let Some(data) = frame.data_ref() {
+                bytes += data.len() as u64;
+                if keep && body.len() + data.len() <= KEEP_MAX {
+                    body.extend_from_slice(data);
+                }
+            }
+        }
+        Ok(HttpGot {
+            bytes,
+            took: started.elapsed(),
+            body,
+        })
+    };
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(120), get)
+            .await
+            .unwrap_or_else(|_| Err("no complete answer in 120 s".into()))
+    })
 }
 
 /// RRQ with tsize, then the whole file. True when it arrived.

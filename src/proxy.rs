@@ -411,7 +411,7 @@ impl Proxy {
 }
 
 /// An iPXE binary by name: undionly.kpxe, ipxe.pxe, ipxe.efi, snponly.efi …
-fn looks_like_ipxe(file: &str) -> bool {
+pub fn looks_like_ipxe(file: &str) -> bool {
     let base = file.rsplit('/').next().unwrap_or(file).to_ascii_lowercase();
     base.contains("ipxe")
         || base.ends_with(".kpxe")

@@ -5,6 +5,10 @@
 //! is read from its serial port (sgabios mirrors the VGA text there).
 //! Also the Debian wiki's failure steps: no boot file (PXE-E53) and a missing
 //! file (PXE-T01), each checked on the console and in our log.
+//!
+//! QEMU's NIC ROM is iPXE, which by default gets the generated iPXE script;
+//! the tests of the classic pxelinux path and of the wiki's PXE steps set
+//! `[boot] ipxe = ""` so the ROM is treated like any PXE ROM.
 
 mod common;
 
@@ -54,23 +58,47 @@ fn uefi_firmware_boots_through_the_4011_step() {
         Path::new("/usr/share/ovmf/OVMF.fd").exists(),
         "ovmf is not installed: run scripts/deps"
     );
-    let marker = "pxe-sidecar: this machine loaded pxelinux";
+    // zero config: iPXE (snponly.efi), then the generated script, which
+    // says that nothing is configured yet
+    let marker = "pxe-sidecar: iPXE is running, but nothing is configured";
     let (con, log) = boot(Firmware::Uefi, "", marker, Duration::from_secs(240));
     assert!(
         con.contains(marker),
-        "the guest never showed our menu; console:\n{con}\nlog:\n{log}"
+        "the guest never showed our message; console:\n{con}\nlog:\n{log}"
     );
-    let needles: [String; 5] = [
+    let needles: [String; 6] = [
         format!(
             "DHCPDISCOVER from {GUEST_MAC} to port 67 (PXEClient:Arch:00007:UNDI:003000, arch 7 EFI BC) via eth0"
         ),
         format!("DHCPREQUEST from {GUEST_MAC} to port 4011"),
         format!("DHCPACK to {GUEST_MAC} at 10.77."),
-        "sent syslinux.efi to 10.77.".into(),
-        "sent ldlinux.e64 to 10.77.".into(),
+        "sent snponly.efi to 10.77.".into(),
+        format!(
+            "DHCPDISCOVER from {GUEST_MAC} to port 67 (PXEClient:Arch:00007:UNDI:003010, arch 7 EFI BC, iPXE)"
+        ),
+        "sent boot.ipxe to 10.77.".into(),
     ];
     for needle in &needles {
         assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
+    // syslinux.efi when configured: the 4011 step, then pxelinux's menu
+    let marker = "pxe-sidecar: this machine loaded pxelinux";
+    let (con, log) = boot(
+        Firmware::Uefi,
+        "[boot]\nefi64 = \"syslinux.efi\"\n",
+        marker,
+        Duration::from_secs(240),
+    );
+    assert!(
+        con.contains(marker),
+        "the guest never showed our menu; console:\n{con}\nlog:\n{log}"
+    );
+    for needle in [
+        format!("DHCPREQUEST from {GUEST_MAC} to port 4011"),
+        "sent syslinux.efi to 10.77.".into(),
+        "sent ldlinux.e64 to 10.77.".into(),
+    ] {
+        assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
     }
 }
 
@@ -80,7 +108,7 @@ fn bios_firmware_boots_pxelinux_and_the_generated_menu() {
         return;
     }
     let marker = "pxe-sidecar: this machine loaded pxelinux";
-    let (con, log) = boot_bios("", marker, Duration::from_secs(150));
+    let (con, log) = boot_bios("[boot]\nipxe = \"\"\n", marker, Duration::from_secs(150));
     assert!(
         con.contains(marker),
         "the guest never showed our menu; console:\n{con}\nlog:\n{log}"
@@ -142,7 +170,11 @@ fn no_boot_file_is_the_pxe_e53_step_and_the_log_says_why() {
         return;
     }
     let marker = "No more network devices";
-    let (con, log) = boot_bios("[boot]\nbios = \"\"\n", marker, Duration::from_secs(150));
+    let (con, log) = boot_bios(
+        "[boot]\nbios = \"\"\nipxe = \"\"\n",
+        marker,
+        Duration::from_secs(150),
+    );
     assert!(con.contains(marker), "console:\n{con}");
     assert!(
         log.contains(&format!("{GUEST_MAC} not answered: no boot file for arch 0 BIOS: set [boot] bios (the client will show PXE-E53: No boot filename received)")),
@@ -158,7 +190,7 @@ fn missing_boot_file_is_the_pxe_t01_step_and_the_log_names_it() {
     }
     let marker = "No more network devices";
     let (con, log) = boot_bios(
-        "[boot]\nbios = \"missing.0\"\n",
+        "[boot]\nbios = \"missing.0\"\nipxe = \"\"\n",
         marker,
         Duration::from_secs(150),
     );
@@ -264,8 +296,9 @@ fn debian_boots_from_the_nfs_root_bios_and_ipxe_http_two_clients() {
     drop(root);
 }
 
-/// Boot 2: UEFI (OVMF) through the 4011 step, syslinux.efi, the kernel and
-/// the NFS root.
+/// Boot 2: UEFI (OVMF) through the 4011 step with zero boot config: iPXE
+/// (snponly.efi), the generated script, kernel and initrd over HTTP (the
+/// kernel finds its initrd only if the script names it), the NFS root.
 #[test]
 fn debian_boots_from_the_nfs_root_uefi() {
     if !root_or_skip("debian_boots_from_the_nfs_root_uefi") {
@@ -284,8 +317,10 @@ fn debian_boots_from_the_nfs_root_uefi() {
     let log = rig.log();
     for needle in [
         format!("DHCPREQUEST from {GUEST_MAC} to port 4011"),
-        "sent syslinux.efi to 10.77.".to_string(),
-        "sent nfsroot/vmlinuz to 10.77.".to_string(),
+        "sent snponly.efi to 10.77.".to_string(),
+        "sent boot.ipxe to 10.77.".to_string(),
+        "HTTP GET /nfsroot/vmlinuz from 10.77.".to_string(),
+        "HTTP GET /nfsroot/initrd.img from 10.77.".to_string(),
     ] {
         assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
     }
@@ -307,7 +342,7 @@ fn tftp_unreachable_is_the_pxe_e32_step_and_the_log_says_why() {
     }
     let marker = "No more network devices";
     let (con, log) = boot_bios(
-        "[tftp]\nenabled = false\n",
+        "[tftp]\nenabled = false\n[boot]\nipxe = \"\"\n",
         marker,
         Duration::from_secs(150),
     );

@@ -86,13 +86,21 @@ fn probe_walks_the_whole_chain_against_pxe_sidecar() {
             "probe output lacks {needle:?}:\n{out}"
         );
     }
+    // UEFI: iPXE on 4011, then as iPXE the generated script and its files over HTTP
     let (ok, out) = probe(&lan, "efi64");
     assert!(ok, "{out}");
-    assert!(
-        out.contains("DHCPACK on 4011 from 10.77.0.2:4011: boot file syslinux.efi"),
-        "{out}"
-    );
-    assert!(out.contains("TFTP syslinux.efi from 10.77.0.2:"), "{out}");
+    for needle in [
+        "DHCPACK on 4011 from 10.77.0.2:4011: boot file snponly.efi",
+        "TFTP snponly.efi from 10.77.0.2:",
+        "as iPXE: offer from 10.77.0.2: script boot.ipxe",
+        "HTTP http://10.77.0.2:80/debian/vmlinuz: 3000 bytes",
+        "HTTP http://10.77.0.2:80/debian/initrd.img: 5000 bytes",
+    ] {
+        assert!(
+            out.contains(needle),
+            "probe output lacks {needle:?}:\n{out}"
+        );
+    }
 }
 
 #[test]
@@ -137,6 +145,11 @@ fn probe_names_each_failure_step() {
     let (ok, out) = probe(&lan, "bios");
     assert!(
         !ok && out.contains("pxelinux.cfg/default names no kernel: nothing to boot yet"),
+        "{out}"
+    );
+    let (ok, out) = probe(&lan, "efi64");
+    assert!(
+        !ok && out.contains("boot.ipxe names no kernel: nothing to boot yet"),
         "{out}"
     );
 }

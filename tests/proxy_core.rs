@@ -93,8 +93,8 @@ fn every_arch_gets_its_file_or_a_reason() {
     for (arch, want) in [
         (0, Some("pxelinux.0")),
         (6, Some("syslinux32.efi")),
-        (7, Some("syslinux.efi")),
-        (9, Some("syslinux.efi")),
+        (7, Some("snponly.efi")),
+        (9, Some("snponly.efi")),
         (11, Some("arm64/grubaa64.efi")),
         (10, None),
         (2, None),
@@ -123,7 +123,7 @@ fn every_arch_gets_its_file_or_a_reason() {
 fn missing_option_93_uses_the_vendor_class_arch() {
     let mut c = Client::pxe(7);
     c.arch = None;
-    assert_eq!(file(&run(&cfg(""), &c, 67).unwrap()), "syslinux.efi");
+    assert_eq!(file(&run(&cfg(""), &c, 67).unwrap()), "snponly.efi");
     c.vendor = Some("PXEClient".into());
     assert_eq!(file(&run(&cfg(""), &c, 67).unwrap()), "pxelinux.0");
 }
@@ -218,11 +218,13 @@ fn ipxe_gets_the_script_or_is_stopped_from_looping() {
     let mut c = Client::pxe(0);
     c.user_class = Some(b"iPXE");
     c.ipxe = true;
+    // the default: iPXE (a QEMU NIC ROM, or our snponly.efi) gets the script
+    assert_eq!(file(&run(&cfg(""), &c, 67).unwrap()), "boot.ipxe");
     assert_eq!(
-        file(&run(&cfg("[boot]\nipxe = \"boot.ipxe\"\n"), &c, 67).unwrap()),
-        "boot.ipxe"
+        file(&run(&cfg("[boot]\nipxe = \"my.ipxe\"\n"), &c, 67).unwrap()),
+        "my.ipxe"
     );
-    let looping = cfg("[boot]\nbios = \"undionly.kpxe\"\n");
+    let looping = cfg("[boot]\nbios = \"undionly.kpxe\"\nipxe = \"\"\n");
     assert!(matches!(
         run(&looping, &c, 67),
         Err(Ignore::ChainloadLoop(_))
@@ -233,7 +235,10 @@ fn ipxe_gets_the_script_or_is_stopped_from_looping() {
         "undionly.kpxe"
     );
     // iPXE with no script and a non-iPXE loader: the loader.
-    assert_eq!(file(&run(&cfg(""), &c, 67).unwrap()), "pxelinux.0");
+    assert_eq!(
+        file(&run(&cfg("[boot]\nipxe = \"\"\n"), &c, 67).unwrap()),
+        "pxelinux.0"
+    );
 }
 
 #[test]
