@@ -3,6 +3,9 @@
 //! in the same run, with the classic stack: dnsmasq in proxy mode with its
 //! TFTP server, and nfs-ganesha (VFS FSAL, with rpcbind) serving the same
 //! root tree; alternating rounds (BOOT_ROUNDS, default 3), medians reported.
+//! pxe-sidecar runs with its defaults (UEFI: iPXE, kernel and initrd over
+//! HTTP) plus `BOOT_EXTRA`; the classic stack offers pxelinux.0 and
+//! syslinux.efi, the Debian wiki's setup.
 //! Needs root, qemu, OVMF, dnsmasq, nfs-ganesha, debootstrap (the tree is
 //! scripts/e2e-rootfs's cache). `cargo bench --bench boot`.
 
@@ -83,9 +86,8 @@ fn print_phases(stack: &str, rig: &Rig) {
 fn boot_ours(fw: Firmware, fw_name: &str) -> Duration {
     let root = DebianRoot::new();
     root.prepare();
-    let extra = std::env::var("BOOT_EXTRA")
-        .unwrap_or_default()
-        .replace("\\n", "\n");
+    // BOOT_EXTRA: TOML appended to our config (e.g. another [boot] efi64)
+    let extra = std::env::var("BOOT_EXTRA").unwrap_or_default();
     let mut rig = Rig::new(|lan| root.config(lan, &extra));
     let con = rig.boot(fw, GUEST_MAC, REPORT, WITHIN);
     let took = rig

@@ -105,6 +105,44 @@ fn concurrent(lan: &Lan, server: &str, file: &str) -> (Duration, Duration) {
     (first.unwrap_or_default(), t.elapsed())
 }
 
+/// Busy and total jiffies of CPUs 0 and 1 so far (/proc/stat; busy is all
+/// but idle and iowait).
+fn cpu_jiffies() -> [(u64, u64); 2] {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let mut out = [(0, 0); 2];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let name = format!("cpu{i} ");
+        if let Some(line) = stat.lines().find(|l| l.starts_with(&name)) {
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            let total: u64 = v.iter().take(8).sum();
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            *slot = (total - idle, total);
+        }
+    }
+    out
+}
+
+/// Wakeup interrupts (rescheduling + function-call IPIs) CPUs 0 and 1 took
+/// so far (/proc/interrupts RES and CAL): a thread woken on an idle CPU
+/// costs one, and in a VM each is an exit on both sides.
+fn wakeup_irqs() -> [u64; 2] {
+    let text = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
+    let mut out = [0; 2];
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        if matches!(w.next(), Some("RES:" | "CAL:")) {
+            for slot in &mut out {
+                *slot += w.next().and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+    }
+    out
+}
+
 /// One server of the comparison, running on its own LAN host.
 struct Server {
     name: &'static str,
@@ -117,6 +155,10 @@ struct Server {
     first: Vec<Duration>,
     /// Server CPU time of each round's plain fetch and 50-client run.
     cpu: Vec<(Duration, Duration)>,
+    /// How busy CPU 0 (servers) and CPU 1 (clients) were in each 50-client run, in %.
+    busy: Vec<(f64, f64)>,
+    /// Wakeup IPIs CPU 0 and CPU 1 took in each 50-client run.
+    irqs: Vec<[u64; 2]>,
 }
 
 impl Server {
@@ -130,6 +172,8 @@ impl Server {
             fifty: Vec::new(),
             first: Vec::new(),
             cpu: Vec::new(),
+            busy: Vec::new(),
+            irqs: Vec::new(),
         }
     }
 
@@ -141,8 +185,13 @@ impl Server {
         let c1 = cpu();
         self.window.push(atftp(lan, self.ip, "big", Some(16)));
         let c2 = cpu();
+        let (j0, i0) = (cpu_jiffies(), wakeup_irqs());
         let (first, all) = concurrent(lan, self.ip, "initrd");
+        let (j1, i1) = (cpu_jiffies(), wakeup_irqs());
+        self.irqs.push([i1[0] - i0[0], i1[1] - i0[1]]);
         let c3 = cpu();
+        let pct = |k: usize| 100.0 * (j1[k].0 - j0[k].0) as f64 / (j1[k].1 - j0[k].1).max(1) as f64;
+        self.busy.push((pct(0), pct(1)));
         self.first.push(first);
         self.fifty.push(all);
         self.cpu.push((c1 - c0, c3 - c2));
@@ -323,7 +372,23 @@ fn main() {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        println!("{:<12} 50-client rounds (s): [{}]", s.name, secs(&s.fifty));
+        let busy: Vec<String> = s
+            .busy
+            .iter()
+            .map(|(a, b)| format!("{a:.0}/{b:.0}"))
+            .collect();
+        let irqs: Vec<String> = s
+            .irqs
+            .iter()
+            .map(|[a, b]| format!("{}k/{}k", a / 1000, b / 1000))
+            .collect();
+        println!(
+            "{:<12} 50-client rounds (s): [{}], CPU 0 (servers) / CPU 1 (clients) busy %: [{}], wakeup IPIs: [{}]",
+            s.name,
+            secs(&s.fifty),
+            busy.join(" "),
+            irqs.join(" ")
+        );
     }
     let (o, d) = (&servers[0], &servers[1]);
     println!(
