@@ -107,7 +107,10 @@ where
     async fn transfer(mut self) -> TransferReport {
         let start = Instant::now();
         let result = match self.socket.take().map(TokioUdp::from_std) {
-            Some(Ok(socket)) => self.try_handle(&socket).await.map_err(|e| (e, Some(socket))),
+            Some(Ok(socket)) => {
+                let _watched = super::engine::watch(std::os::fd::AsRawFd::as_raw_fd(&socket));
+                self.try_handle(&socket).await.map_err(|e| (e, Some(socket)))
+            }
             Some(Err(e)) => Err((e.into(), None)),
             None => Err((io::Error::from(io::ErrorKind::NotConnected).into(), None)),
         };
