@@ -163,7 +163,7 @@ fn pxe_clients_get_proxy_offer_and_4011_ack_per_arch() {
     let clients = [pxe_client(1, 0), pxe_client(2, 7), pxe_client(3, 11), ipxe];
     let want = [
         "pxelinux.0",
-        "syslinux.efi",
+        "snponly.efi",
         "arm64/grubnetaa64.efi",
         "boot.ipxe",
     ];
@@ -215,7 +215,7 @@ fn pxe_clients_get_proxy_offer_and_4011_ack_per_arch() {
     // Log lines are written by a writer thread, after the reply: wait for them.
     for needle in [
         "DHCPDISCOVER from 52:54:00:00:00:02 to port 67 (PXEClient:Arch:00007:UNDI:003016, arch 7 EFI BC) via eth0",
-        "proxy DHCPOFFER to 52:54:00:00:00:02 at 255.255.255.255:68: boot file syslinux.efi from 10.77.0.2",
+        "proxy DHCPOFFER to 52:54:00:00:00:02 at 255.255.255.255:68: boot file snponly.efi from 10.77.0.2",
         "DHCPREQUEST from 52:54:00:00:00:02 to port 4011",
         "DHCPACK to 52:54:00:00:00:02 at 10.77.0.150:4011",
     ] {

@@ -83,13 +83,14 @@ fn status_command_page_api_and_metrics_show_the_client_timeline() {
             "2",
         ],
     );
-    // (it ends with "names no kernel: nothing to boot yet": none is set up)
+    // (snponly.efi, then as iPXE the generated boot.ipxe; it ends with
+    // "names no kernel: nothing to boot yet": none is set up)
     let probe = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
-        probe.contains("✓ TFTP syslinux.efi from 10.81.0.2"),
+        probe.contains("✓ TFTP snponly.efi from 10.81.0.2"),
         "probe:\n{probe}"
     );
-    wait_for_log(&log, "sent syslinux.efi", Duration::from_secs(5));
+    wait_for_log(&log, "sent boot.ipxe", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(300));
 
     let text = status(false);
@@ -107,7 +108,8 @@ fn status_command_page_api_and_metrics_show_the_client_timeline() {
         "pxe   ✓ DHCPREQUEST from 02:00:00:00:00:50 to port 4011",
         "pxe   ✓ DHCPACK to",
         "tftp  ✓ RRQ from",
-        "tftp  ✓ sent syslinux.efi",
+        "tftp  ✓ sent snponly.efi",
+        "tftp  ✓ sent boot.ipxe",
     ] {
         assert!(text.contains(step), "status lacks {step:?}:\n{text}");
     }
@@ -166,7 +168,7 @@ fn status_command_page_api_and_metrics_show_the_client_timeline() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(
-        dom.contains("DHCPDISCOVER from") && dom.contains("sent syslinux.efi"),
+        dom.contains("DHCPDISCOVER from") && dom.contains("sent snponly.efi"),
         "{dom}"
     );
     assert!(dom.matches("class=\"step\"").count() >= 4, "{dom}");
