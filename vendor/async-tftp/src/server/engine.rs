@@ -5,10 +5,10 @@
 //! edge-triggered epoll with its timer wheel adds no syscall per block:
 //! async-io re-armed the socket and updated a timerfd on every wait.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -70,42 +70,33 @@ impl Engine {
 const LOOK: Duration = Duration::from_micros(50);
 
 thread_local! {
-    /// A level-triggered epoll set of every running transfer's socket (the
-    /// engine's thread only; the kernel drops a socket from it when it closes).
-    static WATCH: Option<OwnedFd> = {
-        // SAFETY: epoll_create1 has no preconditions; the fd it returns is owned from here on.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        // SAFETY: fd is a new, valid descriptor nobody else owns.
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-    };
-    static RUNNING: Cell<usize> = const { Cell::new(0) };
+    /// The sockets of the running transfers (the engine's thread only).
+    /// Looked at with poll(2), which hooks into a socket only while it
+    /// sleeps: a second epoll set would run one more callback, on the
+    /// sending CPU, for every datagram (perf on the clients' CPU).
+    static WATCHED: RefCell<Vec<libc::pollfd>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A running transfer, counted while it lives.
-pub(crate) struct Watched;
+/// A running transfer's socket, looked at while this lives.
+pub(crate) struct Watched(RawFd);
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        RUNNING.with(|r| r.set(r.get().saturating_sub(1)));
+        WATCHED.with(|w| w.borrow_mut().retain(|p| p.fd != self.0));
     }
 }
 
 /// Puts a transfer's socket (on the engine's thread) in the set the thread
 /// looks at before it sleeps.
 pub(crate) fn watch(fd: RawFd) -> Watched {
-    WATCH.with(|w| {
-        if let Some(w) = w {
-            let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: 0,
-            };
-            // SAFETY: both fds are open; ev is a valid epoll_event. A
-            // failure only means this socket is not looked at early.
-            unsafe { libc::epoll_ctl(w.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
-        }
+    WATCHED.with(|w| {
+        w.borrow_mut().push(libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
     });
-    RUNNING.with(|r| r.set(r.get() + 1));
-    Watched
+    Watched(fd)
 }
 
 /// Runs each time the engine's thread has nothing to do: while transfers
@@ -115,16 +106,15 @@ pub(crate) fn watch(fd: RawFd) -> Watched {
 /// an idle CPU is a cross-CPU interrupt (two VM exits in a guest) that the
 /// sending side pays for (tftp bench: wakeup IPIs per 50-client run).
 fn look_before_sleeping() {
-    if RUNNING.with(Cell::get) == 0 {
-        return;
-    }
-    WATCH.with(|w| {
-        let Some(w) = w else { return };
+    WATCHED.with(|w| {
+        let mut fds = w.borrow_mut();
+        if fds.is_empty() {
+            return;
+        }
         let start = Instant::now();
-        let mut ev = [libc::epoll_event { events: 0, u64: 0 }];
         while start.elapsed() < LOOK {
-            // SAFETY: a one-element buffer and a zero timeout.
-            if unsafe { libc::epoll_wait(w.as_raw_fd(), ev.as_mut_ptr(), 1, 0) } != 0 {
+            // SAFETY: `fds` is a valid pollfd array of its length; zero timeout.
+            if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) } != 0 {
                 return;
             }
             std::hint::spin_loop();
