@@ -474,9 +474,8 @@ fn fetch_text(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, name: &str) -> 
     }
     match tftp_text(own_ip, server, name) {
         Ok(text) => Some(text),
-        Err(_) => {
-            // fetch() says which PXE error a client would show
-            fetch(p, own_ip, server, name);
+        Err(fail) => {
+            tftp_failed(p, server, name, fail);
             None
         }
     }
@@ -605,22 +604,25 @@ fn fetch(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> bool 
             );
             true
         }
-        Err(TftpFail::Timeout) => {
-            p.note(false, format!("PXE-E32: TFTP open timeout: {server}:69 did not answer the RRQ for {file} (TFTP server down, or a firewall drops UDP 69)"));
-            false
-        }
-        Err(TftpFail::Error(1, msg)) => {
-            p.note(false, format!("PXE-T01: File not found: {file} ({server} says {msg:?}; check the name and the TFTP root)"));
-            false
-        }
-        Err(TftpFail::Error(code, msg)) => {
-            p.note(
-                false,
-                format!("PXE-T0{code}: TFTP error {code} for {file}: {msg}"),
-            );
+        Err(fail) => {
+            tftp_failed(p, server, file, fail);
             false
         }
     }
+}
+
+/// A TFTP failure in the words the client would show.
+fn tftp_failed(p: &mut Probe, server: Ipv4Addr, file: &str, fail: TftpFail) {
+    let text = match fail {
+        TftpFail::Timeout => format!(
+            "PXE-E32: TFTP open timeout: {server}:69 did not answer the RRQ for {file} (TFTP server down, or a firewall drops UDP 69)"
+        ),
+        TftpFail::Error(1, msg) => format!(
+            "PXE-T01: File not found: {file} ({server} says {msg:?}; check the name and the TFTP root)"
+        ),
+        TftpFail::Error(code, msg) => format!("PXE-T0{code}: TFTP error {code} for {file}: {msg}"),
+    };
+    p.note(false, text);
 }
 
 /// pxelinux's config search (syslinux doc/pxelinux.txt): 01-MAC, the client
