@@ -121,6 +121,18 @@ struct Offer {
     menu_item: Option<u16>,
 }
 
+impl Offer {
+    /// Where a client fetches the offer's file: siaddr (next-server), or
+    /// the offering server when siaddr is empty.
+    fn tftp_server(&self) -> Ipv4Addr {
+        if self.siaddr.is_unspecified() {
+            self.server
+        } else {
+            self.siaddr
+        }
+    }
+}
+
 fn file_of(m: &Message) -> String {
     let from_field = m
         .fname()
@@ -275,13 +287,7 @@ pub fn run(
     };
     // The boot-server step: EDK2 always asks 4011; PXE ROMs when the offer has no file.
     let mut file = proxy.map(|o| o.file.clone()).unwrap_or_default();
-    let mut tftp_server = proxy.map_or(boot_server, |o| {
-        if o.siaddr.is_unspecified() {
-            o.server
-        } else {
-            o.siaddr
-        }
-    });
+    let mut tftp_server = proxy.map_or(boot_server, Offer::tftp_server);
     if matches!(arch, ProbeArch::Efi32 | ProbeArch::Efi64 | ProbeArch::Arm64) || file.is_empty() {
         let s = UdpSocket::bind((own_ip, 0))?;
         s.set_read_timeout(Some(Duration::from_secs(4)))?;
@@ -400,11 +406,7 @@ fn ipxe_stage(p: &mut Probe, own_ip: Ipv4Addr, offers: &[Offer]) {
         );
         return;
     }
-    let server = if o.siaddr.is_unspecified() {
-        o.server
-    } else {
-        o.siaddr
-    };
+    let server = o.tftp_server();
     p.note(
         true,
         format!("as iPXE: offer from {}: script {}", o.server, o.file),
