@@ -141,6 +141,9 @@ fn dhcp_filter() -> [libc::sock_filter; 12] {
     ]
 }
 
+/// <linux/if_packet.h>; not exported by the libc crate for this target.
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+
 /// A non-blocking AF_PACKET socket bound to one interface, with the filter.
 pub struct RawSocket {
     fd: AsyncFd<OwnedFd>,
@@ -173,14 +176,14 @@ fn ndp_filter() -> [libc::sock_filter; 9] {
 impl RawSocket {
     /// DHCP over IPv4: UDP to ports 67 and 68.
     pub fn open(iface: &Interface) -> Result<RawSocket, ListenError> {
-        Self::open_filtered(iface, libc::ETH_P_IP as u16, &dhcp_filter())
+        Self::open_filtered(iface, &dhcp_filter())
     }
 
     /// Router solicitations and advertisements. Joins the all-routers
     /// Ethernet group (33:33:00:00:00:02, RFC 2464 §7) so that a NIC's
     /// multicast filter passes solicitations to us.
     pub fn open_ndp(iface: &Interface) -> Result<RawSocket, ListenError> {
-        let sock = Self::open_filtered(iface, libc::ETH_P_IPV6 as u16, &ndp_filter())?;
+        let sock = Self::open_filtered(iface, &ndp_filter())?;
         // SAFETY: packet_mreq is plain data; zeroed is a valid value.
         let mut mreq: libc::packet_mreq = unsafe { std::mem::zeroed() };
         mreq.mr_ifindex = iface.index as i32;
@@ -207,9 +210,17 @@ impl RawSocket {
         Ok(sock)
     }
 
+    /// Opens the socket for every ethertype (ETH_P_ALL) and lets the filter
+    /// pick. Why not ETH_P_IP/ETH_P_IPV6: the kernel hands a frame to the
+    /// all-protocols taps first and to the IP stack last, so a tap whose
+    /// filter drops the frame leaves the IP stack the sole owner of it; a
+    /// socket bound to one ethertype on one device is served *after* the IP
+    /// stack (`dev->ptype_specific`, net/core/dev.c), which then receives
+    /// every IPv4 datagram of the interface as a shared buffer and copies it
+    /// (`skb_share_check` in `ip_rcv_core`). With a busy TFTP door that was
+    /// one extra copy per ACK on the CPU that delivers it.
     fn open_filtered(
         iface: &Interface,
-        ethertype: u16,
         filter: &[libc::sock_filter],
     ) -> Result<RawSocket, ListenError> {
         let io_err = |what| {
@@ -220,7 +231,7 @@ impl RawSocket {
                 source: e,
             }
         };
-        let proto = ethertype.to_be();
+        let proto = (libc::ETH_P_ALL as u16).to_be();
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw: RawFd = unsafe {
             libc::socket(
@@ -263,6 +274,22 @@ impl RawSocket {
         if rc < 0 {
             return Err(io_err("attaching the BPF filter"));
         }
+        // An all-protocols tap also sees every frame the host sends out of the
+        // interface, each cloned for it before the filter runs; a TFTP transfer
+        // would pay one clone per DATA block. PACKET_IGNORE_OUTGOING (Linux
+        // 4.20+) opts out; older kernels refuse it, and `recv` still drops
+        // outgoing frames there.
+        let one: libc::c_int = 1;
+        // SAFETY: an int option on our own socket.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_IGNORE_OUTGOING,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
         // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
@@ -312,8 +339,9 @@ impl RawSocket {
         }
     }
 
-    /// Receives one frame. Frames we sent ourselves show up too
-    /// (PACKET_OUTGOING): `outgoing` says so, and the caller drops them.
+    /// Receives one frame. On kernels without PACKET_IGNORE_OUTGOING, frames
+    /// we sent ourselves show up too (PACKET_OUTGOING): `outgoing` says so,
+    /// and the caller drops them.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         loop {
             let mut guard = self.fd.readable().await?;

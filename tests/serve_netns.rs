@@ -251,6 +251,37 @@ fn answers_beside_a_dhcp_server_holding_port_67_on_the_same_host() {
     );
 }
 
+/// Our packet sockets must not stand between the interface and the IP
+/// stack: a socket for one ethertype on one device is served after IP,
+/// which then copies every datagram it receives (see `listen.rs`). The
+/// kernel's packet-type table says where ours sit.
+#[test]
+fn packet_sockets_tap_before_the_ip_stack() {
+    if !root_or_skip("packet_sockets_tap_before_the_ip_stack") {
+        return;
+    }
+    let mut lan = Lan::new(&[PXE, CLIENT]);
+    let (log, _) = start_pxe(&mut lan, "", &[]);
+    wait_for_log(&log, "proxyDHCP listening", Duration::from_secs(10));
+    let out = lan.exec("pxe", &["cat", "/proc/net/ptype"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let ours: Vec<(&str, &str)> = table
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[1] == "eth0" && f[2].starts_with("packet_rcv")).then(|| (f[0], f[1]))
+        })
+        .collect();
+    assert!(
+        !ours.is_empty(),
+        "no packet socket of ours on eth0:\n{table}"
+    );
+    assert!(
+        ours.iter().all(|(ty, _)| *ty == "ALL"),
+        "a packet socket bound to one ethertype on eth0 (IP gets shared buffers):\n{table}"
+    );
+}
+
 #[test]
 fn allowlist_leaves_unlisted_clients_alone() {
     if !root_or_skip("allowlist_leaves_unlisted_clients_alone") {
