@@ -62,12 +62,11 @@ fn storm() -> Vec<Option<Duration>> {
         let mut got = vec![None; CLIENTS];
         let mut buf = vec![0u8; 65536];
         let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
-        while let Ok(Ok(r)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+        while let Ok(r) =
+            tokio::time::timeout_at(deadline, sock.recv_incoming(&mut buf, "storm client")).await
+        {
             let now = Instant::now();
-            if r.outgoing {
-                continue;
-            }
-            let Some(u) = frame::udp(Link::Ethernet, &buf[..r.len]) else {
+            let Some(u) = frame::udp(Link::Ethernet, &buf[..r]) else {
                 continue;
             };
             if u.dst.port() != 68 || *u.src.ip() != SERVER {

@@ -151,9 +151,9 @@ pub struct RawSocket {
 }
 
 /// A frame as received, with whether the kernel saw it leave this host.
-pub struct Received {
-    pub len: usize,
-    pub outgoing: bool,
+struct Received {
+    len: usize,
+    outgoing: bool,
 }
 
 /// Router solicitations and advertisements (ICMPv6 types 133/134, RFC 4861)
@@ -339,10 +339,26 @@ impl RawSocket {
         }
     }
 
+    /// Waits for the next frame another host sent and returns its length. A
+    /// failed receive is logged (naming the door, `what`) and retried after a
+    /// pause, so a door never stops listening.
+    pub async fn recv_incoming(&self, buf: &mut [u8], what: &str) -> usize {
+        loop {
+            match self.recv(buf).await {
+                Ok(got) if got.outgoing => continue,
+                Ok(got) => return got.len,
+                Err(e) => {
+                    tracing::error!("{what} raw socket receive failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
     /// Receives one frame. On kernels without PACKET_IGNORE_OUTGOING, frames
     /// we sent ourselves show up too (PACKET_OUTGOING): `outgoing` says so,
-    /// and the caller drops them.
-    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+    /// and `recv_incoming` drops them.
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         loop {
             let mut guard = self.fd.readable().await?;
             let res = guard.try_io(|fd| {

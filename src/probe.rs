@@ -359,8 +359,8 @@ fn discover(
         let mut offers = Vec::new();
         let mut buf = vec![0u8; 65536];
         let deadline = tokio::time::Instant::now() + wait;
-        while let Ok(Ok(got)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-            let Some(u) = frame::udp(Link::Ethernet, &buf[..got.len]) else { continue };
+        while let Ok(got) = tokio::time::timeout_at(deadline, sock.recv_incoming(&mut buf, "probe DHCP")).await {
+            let Some(u) = frame::udp(Link::Ethernet, &buf[..got]) else { continue };
             if u.dst.port() != 68 {
                 continue;
             }

@@ -468,18 +468,8 @@ impl Processed {
 async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> Result<()> {
     let mut buf = vec![0u8; 65_536];
     loop {
-        let got = match raw.recv(&mut buf).await {
-            Ok(g) => g,
-            Err(e) => {
-                error!("raw socket receive failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        if got.outgoing {
-            continue;
-        }
-        let Some(udp) = frame::udp(Link::Ethernet, &buf[..got.len]) else {
+        let len = raw.recv_incoming(&mut buf, "DHCP").await;
+        let Some(udp) = frame::udp(Link::Ethernet, &buf[..len]) else {
             continue;
         };
         let our_mac = server
@@ -573,19 +563,9 @@ async fn pxe_loop(server: Arc<Server>, sock: Arc<UdpSocket>) -> Result<()> {
 async fn ndp_loop(server: Arc<Server>, sock: Arc<RawSocket>) -> Result<()> {
     let mut buf = vec![0u8; 2048];
     loop {
-        let got = match sock.recv(&mut buf).await {
-            Ok(g) => g,
-            Err(e) => {
-                error!("IPv6 raw socket receive failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        if got.outgoing {
-            continue;
-        }
+        let len = sock.recv_incoming(&mut buf, "IPv6 router discovery").await;
         let now = server.now().as_millis() as u64;
-        match ndp::parse(&buf[..got.len]) {
+        match ndp::parse(&buf[..len]) {
             Err(why) => {
                 if server.log_ok() {
                     debug!("IPv6 router discovery frame ignored: {why}");

@@ -622,8 +622,10 @@ fn solicit(
         let mut out = Vec::new();
         let mut buf = vec![0u8; 2048];
         let deadline = tokio::time::Instant::now() + wait;
-        while let Ok(Ok(got)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-            let f = &buf[..got.len];
+        while let Ok(got) =
+            tokio::time::timeout_at(deadline, sock.recv_incoming(&mut buf, "test")).await
+        {
+            let f = &buf[..got];
             if let Ok(ra @ pxe_sidecar::ndp::Ndp::Advertisement { .. }) = pxe_sidecar::ndp::parse(f)
             {
                 out.push((f[..6].try_into().unwrap(), ra, start.elapsed()));

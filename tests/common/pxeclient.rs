@@ -66,11 +66,10 @@ pub fn discover_all(clients: &[Client], wait: Duration) -> Vec<Vec<Seen>> {
         let mut out = vec![Vec::new(); clients.len()];
         let mut buf = vec![0u8; 65536];
         let deadline = tokio::time::Instant::now() + wait;
-        while let Ok(Ok(got)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-            if got.outgoing {
-                continue;
-            }
-            let Some(u) = frame::udp(Link::Ethernet, &buf[..got.len]) else {
+        while let Ok(got) =
+            tokio::time::timeout_at(deadline, sock.recv_incoming(&mut buf, "test client")).await
+        {
+            let Some(u) = frame::udp(Link::Ethernet, &buf[..got]) else {
                 continue;
             };
             if u.dst.port() != 68 {

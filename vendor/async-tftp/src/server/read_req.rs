@@ -108,7 +108,7 @@ where
         let start = Instant::now();
         let result = match self.socket.take().map(TokioUdp::from_std) {
             Some(Ok(socket)) => {
-                let _watched = super::engine::watch(std::os::fd::AsRawFd::as_raw_fd(&socket));
+                let _running = super::engine::running();
                 self.try_handle(&socket).await.map_err(|e| (e, Some(socket)))
             }
             Some(Err(e)) => Err((e.into(), None)),

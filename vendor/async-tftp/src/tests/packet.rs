@@ -4,6 +4,11 @@ use crate::error::Error;
 use crate::packet::{self, Mode, Opts, Packet, RwReq};
 use crate::parse::parse_opts;
 
+/// pxe-sidecar patch: the options as the client sent them (`RwReq::raw_opts`).
+fn raw(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+}
+
 fn packet_to_bytes(packet: &Packet) -> Bytes {
     let mut buf = BytesMut::with_capacity(0);
     packet.encode(&mut buf);
@@ -18,7 +23,8 @@ fn check_rrq() {
                     if req == &RwReq {
                         filename: "abc".to_string(),
                         mode: Mode::Netascii,
-                        opts: Opts::default()
+                        opts: Opts::default(),
+                        raw_opts: raw(&[]),
                     }
     ));
 
@@ -33,7 +39,8 @@ fn check_rrq() {
                     if req == &RwReq {
                         filename: "abc".to_string(),
                         mode: Mode::Netascii,
-                        opts: Opts::default()
+                        opts: Opts::default(),
+                        raw_opts: raw(&[]),
                     }
     ));
 
@@ -64,7 +71,8 @@ fn check_rrq() {
                             timeout: Some(3),
                             transfer_size: Some(5556),
                             window_size: None,
-                        }
+                        },
+                        raw_opts: raw(&[("blksize", "123"), ("timeout", "3"), ("tsize", "5556")]),
                     }
     ));
 
@@ -84,7 +92,8 @@ fn check_rrq() {
                     if req == &RwReq {
                         filename: "abc".to_string(),
                         mode: Mode::Netascii,
-                        opts: Opts::default()
+                        opts: Opts::default(),
+                        raw_opts: raw(&[("blksizeX", "123")]),
                     }
     ));
 }
@@ -97,7 +106,8 @@ fn check_wrq() {
                     if req == &RwReq {
                         filename: "abc".to_string(),
                         mode: Mode::Octet,
-                        opts: Opts::default()
+                        opts: Opts::default(),
+                        raw_opts: raw(&[]),
                     }
     ));
 
@@ -112,7 +122,8 @@ fn check_wrq() {
                     if req == &RwReq {
                         filename: "abc".to_string(),
                         mode: Mode::Octet,
-                        opts: Opts::default()
+                        opts: Opts::default(),
+                        raw_opts: raw(&[]),
                     }
     ));
 
@@ -143,7 +154,8 @@ fn check_wrq() {
                             timeout: Some(3),
                             transfer_size: Some(5556),
                             window_size: Some(4)
-                        }
+                        },
+                        raw_opts: raw(&[("blksize", "123"), ("timeout", "3"), ("tsize", "5556"), ("windowsize", "4")]),
                     }
     ));
 
@@ -157,7 +169,8 @@ fn check_wrq() {
                     if req == &RwReq {
                         filename: "abc".to_string(),
                         mode: Mode::Octet,
-                        opts: Opts::default()
+                        opts: Opts::default(),
+                        raw_opts: raw(&[("blksizeX", "123")]),
                     }
     ));
 }
