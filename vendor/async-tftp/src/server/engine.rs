@@ -100,7 +100,7 @@ pub(crate) fn running() -> Running {
 /// and hooks no extra callback into any socket: poll(2) with a zero timeout
 /// registers no waiter, and tokio's epoll already holds the sockets. (The
 /// first version polled every transfer's socket: at 50 clients that poll
-/// was ~7 % of the server CPU's samples; a second epoll set instead ran one
+/// was ~17 % of the server CPU's samples; a second epoll set instead ran one
 /// more callback per datagram on the sending CPU.)
 fn find_own_epoll() -> Option<RawFd> {
     let (probe, _peer) = tokio::net::UnixDatagram::pair().ok()?;
