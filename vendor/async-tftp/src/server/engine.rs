@@ -133,35 +133,34 @@ fn look_before_sleeping() {
     let Some(epfd) = EPOLL.with(Cell::get) else {
         return;
     };
-    let mut pfd = libc::pollfd {
-        fd: epfd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
     let start = Instant::now();
     while start.elapsed() < LOOK {
-        // SAFETY: one valid pollfd; zero timeout. An epoll descriptor is
-        // readable while events wait in its ready list.
-        if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 {
+        // Ready, or the descriptor cannot be polled: stop looking.
+        if !matches!(has_events(epfd), Ok(false)) {
             return;
         }
         std::hint::spin_loop();
     }
 }
 
+/// Whether events wait in an epoll descriptor's ready list (it is readable
+/// then). poll(2) with a zero timeout: no waiter is registered.
+fn has_events(epfd: RawFd) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: epfd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; zero timeout.
+    match unsafe { libc::poll(&mut pfd, 1, 0) } {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n => Ok(n > 0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn readable(fd: RawFd) -> bool {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; zero timeout.
-        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
-    }
 
     /// The descriptor found is the runtime's own: it turns readable when a
     /// socket registered with this runtime gets a datagram, and not before.
@@ -178,9 +177,9 @@ mod tests {
             // Let the driver take the registration's first readiness event.
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(5)).await;
-            assert!(!readable(epfd), "ready before anything was sent");
+            assert!(!has_events(epfd).unwrap(), "ready before anything was sent");
             peer.send_to(b"ack", sock.local_addr().unwrap()).unwrap();
-            assert!(readable(epfd), "a datagram did not make it readable");
+            assert!(has_events(epfd).unwrap(), "a datagram did not make it readable");
             let mut buf = [0u8; 8];
             assert_eq!(sock.recv(&mut buf).await.unwrap(), 3);
         });
