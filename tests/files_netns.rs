@@ -384,6 +384,8 @@ fn client_error_aborts_at_once_and_frees_the_slot() {
     wait_for_log(&log, "client aborted after", Duration::from_secs(5));
     let text = wait_for_log(&log, "usual after a tsize query", Duration::from_secs(1));
     assert!(text.contains("big to 10.77.0.9"), "{text}");
+    // The code as the client sent it (RFC 2347 option refusal), not folded into 0.
+    assert!(text.contains("(ERROR 8 "), "{text}");
 }
 
 #[test]

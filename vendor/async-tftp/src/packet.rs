@@ -133,9 +133,12 @@ impl<'a> Packet<'a> {
         }
     }
 
-    pub(crate) fn encode_data_head(block_id: u16, buf: &mut BytesMut) {
-        buf.put_u16(PacketType::Data.into());
-        buf.put_u16(block_id);
+    /// pxe-sidecar patch: the 4-byte DATA header (opcode, block number),
+    /// written into a reused packet buffer by the read transfer.
+    pub(crate) fn data_head(block_id: u16) -> [u8; PACKET_DATA_HEADER_LEN] {
+        let [a, b] = u16::from(PacketType::Data).to_be_bytes();
+        let [c, d] = block_id.to_be_bytes();
+        [a, b, c, d]
     }
 
     pub(crate) fn to_bytes(&self) -> Bytes {
