@@ -17,7 +17,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -111,7 +111,7 @@ impl Wake for ReaderWake {
 }
 
 pub(crate) struct Engine {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    jobs: Option<mpsc::Sender<Job>>,
     bell: Arc<Bell>,
 }
 
@@ -126,7 +126,7 @@ impl Engine {
             .name("tftp-transfers".into())
             .spawn(move || run(&rx, &thread_bell))?;
         Ok(Engine {
-            jobs: Mutex::new(Some(jobs)),
+            jobs: Some(jobs),
             bell,
         })
     }
@@ -139,15 +139,12 @@ impl Engine {
     ) -> Result<TransferReport, String> {
         let stopped = || "server shutting down".to_string();
         let (reply, report) = tokio::sync::oneshot::channel();
-        {
-            let jobs = self.jobs.lock().map_err(|_| stopped())?;
-            let jobs = jobs.as_ref().ok_or_else(stopped)?;
-            jobs.send(Job {
-                transfer,
-                reply,
-            })
-            .map_err(|_| stopped())?;
-        }
+        let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
+        jobs.send(Job {
+            transfer,
+            reply,
+        })
+        .map_err(|_| stopped())?;
         self.bell.ring();
         report.await.map_err(|_| stopped())
     }
@@ -155,9 +152,8 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.take();
-        }
+        // The thread ends once it finds the channel closed.
+        self.jobs.take();
         self.bell.ring();
     }
 }

@@ -287,7 +287,7 @@ where
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                    let (_, end) = self.take_datagrams();
+                    let (_, end) = self.take_datagrams(true);
                     return Err(end.unwrap_or(End::Refused));
                 }
                 Err(e) => return Err(e.into()),
@@ -301,7 +301,7 @@ where
     /// with a resend (the Sorcerer's Apprentice bug, RFC 1123 §4.2.3.1):
     /// only the deadline triggers a retransmission.
     fn receive(&mut self) -> Result<bool, End> {
-        match self.take_datagrams() {
+        match self.take_datagrams(false) {
             (moved, None) => Ok(moved),
             // The client's port closed after it acknowledged the last block.
             (moved, Some(End::Refused)) if self.is_done() => Ok(moved),
@@ -313,8 +313,11 @@ where
     /// must end, if it must: the client sent ERROR (pxe-sidecar patch: it
     /// ends the transfer at once, RFC 1350 §7, e.g. EDK2's tsize probe,
     /// ERROR 8, or iPXE's "TFTP Aborted"), its port is closed, or the
-    /// socket failed.
-    fn take_datagrams(&mut self) -> (bool, Option<End>) {
+    /// socket failed. Takes one datagram unless `all` (or the port is
+    /// closed): poll(2) is level-triggered, so one more waiting is seen
+    /// at the next look, and a lock-step transfer is spared the recv(2)
+    /// that fails with EAGAIN after every ACK.
+    fn take_datagrams(&mut self, all: bool) -> (bool, Option<End>) {
         let mut moved = false;
         let mut refused = false;
         let mut buf = [0u8; 1024];
@@ -371,6 +374,9 @@ where
                 }
                 // parse only valid Ack packets, the rest are ignored
                 _ => {}
+            }
+            if !all && !refused {
+                return (moved, None);
             }
         }
     }
