@@ -176,14 +176,20 @@ fn ndp_filter() -> [libc::sock_filter; 9] {
 impl RawSocket {
     /// DHCP over IPv4: UDP to ports 67 and 68.
     pub fn open(iface: &Interface) -> Result<RawSocket, ListenError> {
-        Self::open_filtered(iface, &dhcp_filter())
+        Self::open_filtered(iface, &dhcp_filter(), libc::ETH_P_ALL)
     }
 
     /// Router solicitations and advertisements. Joins the all-routers
     /// Ethernet group (33:33:00:00:00:02, RFC 2464 §7) so that a NIC's
     /// multicast filter passes solicitations to us.
+    ///
+    /// Bound to IPv6 frames only, unlike the DHCP tap: the frames that
+    /// matter for speed here are IPv4 (TFTP, NFS), and an all-protocols
+    /// tap runs for each of them on the CPU that delivers it (a TFTP ACK
+    /// went through two taps). The price is paid by IPv6 frames alone,
+    /// which the IPv6 stack then receives shared and clones.
     pub fn open_ndp(iface: &Interface) -> Result<RawSocket, ListenError> {
-        let sock = Self::open_filtered(iface, &ndp_filter())?;
+        let sock = Self::open_filtered(iface, &ndp_filter(), libc::ETH_P_IPV6)?;
         // SAFETY: packet_mreq is plain data; zeroed is a valid value.
         let mut mreq: libc::packet_mreq = unsafe { std::mem::zeroed() };
         mreq.mr_ifindex = iface.index as i32;
@@ -210,18 +216,19 @@ impl RawSocket {
         Ok(sock)
     }
 
-    /// Opens the socket for every ethertype (ETH_P_ALL) and lets the filter
-    /// pick. Why not ETH_P_IP/ETH_P_IPV6: the kernel hands a frame to the
-    /// all-protocols taps first and to the IP stack last, so a tap whose
-    /// filter drops the frame leaves the IP stack the sole owner of it; a
-    /// socket bound to one ethertype on one device is served *after* the IP
-    /// stack (`dev->ptype_specific`, net/core/dev.c), which then receives
-    /// every IPv4 datagram of the interface as a shared buffer and copies it
-    /// (`skb_share_check` in `ip_rcv_core`). With a busy TFTP door that was
-    /// one extra copy per ACK on the CPU that delivers it.
+    /// Opens the socket for `ethertype` and lets the filter pick. The DHCP
+    /// tap takes every ethertype (ETH_P_ALL), not ETH_P_IP: the kernel hands
+    /// a frame to the all-protocols taps first and to the IP stack last, so
+    /// a tap whose filter drops the frame leaves the IP stack the sole owner
+    /// of it; a socket bound to one ethertype on one device is served
+    /// *after* the IP stack (`dev->ptype_specific`, net/core/dev.c), which
+    /// then receives every IPv4 datagram of the interface as a shared buffer
+    /// and clones it (`skb_share_check` in `ip_rcv_core`). With a busy TFTP
+    /// door that was one extra clone per ACK on the CPU that delivers it.
     fn open_filtered(
         iface: &Interface,
         filter: &[libc::sock_filter],
+        ethertype: libc::c_int,
     ) -> Result<RawSocket, ListenError> {
         let io_err = |what| {
             let e = io::Error::last_os_error();
@@ -231,7 +238,7 @@ impl RawSocket {
                 source: e,
             }
         };
-        let proto = (libc::ETH_P_ALL as u16).to_be();
+        let proto = (ethertype as u16).to_be();
         // SAFETY: plain socket(2) call; the result is checked before use.
         let raw: RawFd = unsafe {
             libc::socket(
