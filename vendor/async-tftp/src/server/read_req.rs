@@ -208,7 +208,7 @@ where
         if self.fill(waker)?.is_pending() {
             return Ok(false);
         }
-        if self.oack.is_none() && self.window.is_empty() {
+        if self.is_done() {
             return Ok(true);
         }
         self.sent = 0;
