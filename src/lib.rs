@@ -20,5 +20,6 @@ pub mod replay;
 pub mod rootfs;
 pub mod serve;
 pub mod status;
+pub mod text;
 pub mod tftp;
 pub mod timeline;

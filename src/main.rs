@@ -161,13 +161,27 @@ fn init_logs(
         .with_target(false)
         .with_ansi(ansi)
         .with_writer(writer);
+    // Peer-chosen text (file names, paths, vendor classes) is escaped in
+    // every field, so a `\n` cannot forge a line nor `\x1b` drive the
+    // terminal; JSON escapes control characters by itself.
+    use tracing_subscriber::field::MakeExt;
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = pxe_sidecar::text::clean(&text);
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ");
     // the live timeline sees the same events as the log
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(TimelineLayer(timeline));
     match format {
         LogFormat::Json => registry.with(fmt.json().flatten_event(true)).init(),
-        LogFormat::Human => registry.with(fmt).init(),
+        LogFormat::Human => registry.with(fmt.fmt_fields(fields)).init(),
     }
     guard
 }

@@ -14,7 +14,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use crate::nfs::fs::TEMPLATE;
+use crate::nfs::policy::TEMPLATE;
 
 /// Files a booted client writes for itself, moved into its own area.
 /// (`true`: create a default when the tree has none.)

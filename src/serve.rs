@@ -12,7 +12,6 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error, info, warn};
 
-use crate::bootp::Bootp;
 use crate::clients::Clients;
 use crate::config::{self, Config};
 use crate::files::Tree;
@@ -366,13 +365,23 @@ impl Server {
     }
 
     /// Classify and decide; no logging here, so the reply leaves first.
-    fn process(&self, payload: &[u8], meta: Meta) -> Processed {
+    /// `frame_mac` is the Ethernet source when the door saw the frame.
+    fn process(&self, payload: &[u8], meta: Meta, frame_mac: Option<Mac>) -> Processed {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
         let outcome = proxy::classify(payload, meta).map(|req| {
-            self.clients.learn(*meta.src.ip(), req.mac);
-            self.clients.learn(req.ciaddr, req.mac);
-            if let Some(ip) = req.requested_ip {
-                self.clients.learn(ip, req.mac);
+            // Only a request sent from the address it names as its own
+            // ties that address to its MAC, and only when the LAN agrees
+            // (src/clients.rs); option 50 and other servers' ACKs do not.
+            if *meta.src.ip() == req.ciaddr
+                && req.giaddr.is_unspecified()
+                && let Err(shown) = self.clients.claim(req.ciaddr, req.mac, frame_mac)
+                && self.log_ok()
+            {
+                warn!(
+                    mac = %req.mac, ip = %req.ciaddr,
+                    "{} claims {} in a request, but the LAN shows {shown} at that address: not taken as that machine's address",
+                    req.mac, req.ciaddr
+                );
             }
             let now = self.now().as_millis() as u64;
             let decision = self.core.lock().unwrap_or_else(|e| e.into_inner()).decide(
@@ -486,14 +495,8 @@ async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> R
             dst_port: udp.dst.port(),
         };
         if udp.dst.port() == DHCP_CLIENT_PORT {
-            // Another server's offer or ACK: part of the client's story. An
-            // ACK tells us the client's address (for TFTP/HTTP log lines).
-            if let Ok(m) = Bootp::parse(udp.payload)
-                && m.message_type() == Some(5)
-                && let Ok(mac) = <[u8; 6]>::try_from(m.chaddr)
-            {
-                server.clients.learn(m.yiaddr, Mac(mac));
-            }
+            // Another server's offer or ACK: part of the client's story
+            // (anyone can forge one: nothing is learned from it).
             if server.log_ok() {
                 debug!("{}", proxy::peek(udp.payload, meta));
             }
@@ -502,7 +505,7 @@ async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> R
         if udp.dst.port() != DHCP_SERVER_PORT {
             continue;
         }
-        let p = server.process(udp.payload, meta);
+        let p = server.process(udp.payload, meta, udp.src_mac);
         if let Some(reply) = p.reply() {
             let iface = &p.iface;
             let res = match reply.dest {
@@ -545,7 +548,7 @@ async fn pxe_loop(server: Arc<Server>, sock: Arc<UdpSocket>) -> Result<()> {
             src,
             dst_port: PXE_PORT,
         };
-        let p = server.process(&buf[..n], meta);
+        let p = server.process(&buf[..n], meta, None);
         if let Some(reply) = p.reply()
             && let Err(e) = sock
                 .send_to(&reply.payload, SocketAddr::V4(reply.dest.addr()))

@@ -97,8 +97,52 @@ pub async fn serve_http(l: TcpListener, timeline: Arc<Timeline>) -> Result<()> {
         .route("/", get(page))
         .route("/api/clients", get(api))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(only_direct_hosts))
         .with_state(timeline);
     axum::serve(l, app).await.context("status page")
+}
+
+/// Whether a `Host:` header names the server directly: an IP literal (any
+/// port) or `localhost`. A page elsewhere that re-points its own domain
+/// name at our address (DNS rebinding) sends its domain name here, and
+/// must not read the clients' MACs and addresses.
+pub fn host_allowed(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        return rest.split_once(']').is_some_and(|(ip, port)| {
+            ip.parse::<std::net::Ipv6Addr>().is_ok()
+                && (port.is_empty()
+                    || port
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.parse::<u16>().is_ok()))
+        });
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.parse::<u16>().is_ok() => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+async fn only_direct_hosts(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if host_allowed(host) {
+        return next.run(req).await;
+    }
+    (
+        axum::http::StatusCode::MISDIRECTED_REQUEST,
+        "the status page answers only requests addressed to its IP address or localhost\n",
+    )
+        .into_response()
 }
 
 async fn api(State(t): State<Arc<Timeline>>) -> impl IntoResponse {
@@ -221,6 +265,33 @@ async fn metrics(State(t): State<Arc<Timeline>>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use tracing::Level;
+
+    #[test]
+    fn only_direct_host_headers_pass() {
+        for ok in [
+            "127.0.0.1:9090",
+            "127.0.0.1",
+            "localhost:9090",
+            "LOCALHOST",
+            "[::1]:9090",
+            "[::1]",
+            "10.0.0.2:80",
+        ] {
+            assert!(host_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:9090",
+            "127.0.0.1.nip.io:9090",
+            "localhost.evil:9090",
+            "[::1]x",
+            "127.0.0.1:x",
+            "[zz]:1",
+        ] {
+            assert!(!host_allowed(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn page_escapes_and_metrics_count() {

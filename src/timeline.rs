@@ -19,6 +19,8 @@ use tracing_subscriber::layer::{Context, Layer};
 const MAX_CLIENTS: usize = 512;
 /// Events per client (the oldest go first).
 const MAX_EVENTS: usize = 100;
+/// Bytes of one step's text kept (peer-chosen names can be long).
+const MAX_STEP_TEXT: usize = 512;
 
 /// One step of a client's boot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,6 +98,11 @@ impl Timeline {
 
     /// Adds one line to a client's timeline.
     pub fn record(&self, mac: &str, ip: Option<&str>, level: Level, text: &str) {
+        let text = crate::text::clean(text);
+        let text = crate::text::bounded(&text, MAX_STEP_TEXT);
+        let text: &str = &text;
+        let mac = crate::text::clean(mac);
+        let mac: &str = &mac;
         let t = now();
         let door = door(text);
         // lines that carry a MAC but are not a client's step (start-up)
@@ -143,7 +150,7 @@ impl Timeline {
         });
         c.last_seen = t;
         if let Some(ip) = ip.filter(|i| *i != "-" && *i != "0.0.0.0") {
-            c.ip = Some(ip.to_string());
+            c.ip = Some(crate::text::bounded(&crate::text::clean(ip), 64).into_owned());
         }
         if c.kind.is_none()
             && text.starts_with("DHCPDISCOVER")

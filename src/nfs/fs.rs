@@ -2,21 +2,30 @@
 //! writable subtrees (`/var`, `/home`), and at `/var/clients/myself` the
 //! caller's own area, which lives outside the tree under the state dir.
 //!
-//! File handles are (device, inode) pairs. The server remembers which path
-//! each handle names; after a restart it rebuilds that index by walking the
-//! exports once, so a client that mounted before the restart keeps working
-//! (nfs3_server prefixes a persistent generation, see `nfs::generation`).
+//! Every LAN peer may be hostile, so nothing here trusts a path:
+//! - a handle names an object by (zone, inode, generation), sealed
+//!   ([`handle`]); the index only *suggests* where it is, and every use
+//!   reopens it beneath its zone's root descriptor (`openat2`
+//!   `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`) and checks that the inode
+//!   found is the handle's own (a symlink or another object swapped in at
+//!   that path gets `NFS3ERR_STALE`);
+//! - entries are created, removed and renamed with the `*at` calls relative
+//!   to the directory's descriptor, never following a final symlink;
+//! - each call runs with the caller's squashed uid, gid and groups as the
+//!   thread's file-system identity ([`creds`]), so the kernel checks the
+//!   permissions; the pure rules of [`super::policy`] decide the rest
+//!   (read-only places, whose area, squashing, ACCESS answers).
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nfs3_server::caller;
 use nfs3_server::nfs3_types::nfs3::{
@@ -24,73 +33,51 @@ use nfs3_server::nfs3_types::nfs3::{
     set_atime, set_mtime, specdata3, stable_how,
 };
 use nfs3_server::nfs3_types::rpc::auth_unix;
-use nfs3_server::nfs3_types::xdr_codec::{Pack, Unpack};
 use nfs3_server::vfs::{
-    DirEntryPlus, FileHandle, NextResult, NfsFileSystem, NfsReadFileSystem, ReadDirPlusIterator,
+    DirEntryPlus, NextResult, NfsFileSystem, NfsReadFileSystem, ReadDirPlusIterator,
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use super::creds::{self, Ident};
+use super::handle::{Fh, Id, Sealer, Zone};
 use super::perm::{self, Cred, Owner};
+use super::policy::{CLIENTS_DIR, Layout, MYSELF, Place, TEMPLATE};
+use super::sys::{self, Stat};
 use crate::clients::Clients;
 use crate::config::{NfsAllow, NfsConfig, Squash};
-use crate::mac::Mac;
 
-/// Name of the caller's own area inside `/var/clients`.
-pub const MYSELF: &str = "myself";
-/// Where the per-client areas appear in the client's tree.
-pub const CLIENTS_DIR: &str = "var/clients";
-/// Seed for new per-client areas (hidden from clients), see `rootfs prepare`.
-pub const TEMPLATE: &str = "var/clients/template";
 /// Files kept open between READs.
 const OPEN_FILES: usize = 64;
+/// Directory descriptors kept (each LOOKUP, CREATE … starts from one).
+const DIR_FDS: usize = 256;
 /// Largest READ answered (the advertised rtmax).
 const MAX_READ: u32 = 1024 * 1024;
+/// Objects the handle index remembers; past it, entries are dropped (a
+/// client whose handle was dropped gets it back from the next rebuild).
+const MAX_INDEX: usize = 1 << 20;
+/// At most one index rebuild in this time: a handle we sealed but no
+/// longer know (restart, removed object) must not buy a tree walk each time.
+const REBUILD_EVERY: Duration = Duration::from_secs(30);
+/// How long attributes seen on disk answer GETATTR/ACCESS without a new
+/// look: changes made by other programs on the server show within this
+/// time. Operations on the object itself always reopen it.
+const ATTR_TTL: Duration = Duration::from_secs(1);
 
-/// A file handle: device and inode of the object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fh([u8; 16]);
-
-impl Fh {
-    fn of(m: &Metadata) -> Fh {
-        let mut b = [0; 16];
-        b[..8].copy_from_slice(&m.dev().to_le_bytes());
-        b[8..].copy_from_slice(&m.ino().to_le_bytes());
-        Fh(b)
-    }
-}
-
-impl FileHandle for Fh {
-    fn len(&self) -> usize {
-        16
-    }
-    fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-    fn from_bytes(bytes: &[u8]) -> Option<Fh> {
-        bytes.try_into().ok().map(Fh)
-    }
-}
-
-/// Where a path lies, which decides what may be done there.
-#[derive(Debug, PartialEq, Eq)]
-enum Place {
-    /// The shared tree; `true` inside a writable subtree.
-    Tree(bool),
-    /// A per-client area, by owner id.
-    Area(String),
-}
-
-/// What the index knows of a handle: its path, and its attributes as last
-/// seen (trusted for [`ATTR_TTL`]; our own changes drop them at once).
+/// What the index knows of an object: where it is (relative to its zone's
+/// root), and its attributes as last seen.
 #[derive(Debug, Clone)]
 struct Node {
-    path: PathBuf,
-    seen: Option<(Metadata, Instant)>,
+    rel: PathBuf,
+    seen: Option<(Stat, Instant)>,
 }
 
-/// How long attributes seen on disk are served without a new stat: changes
-/// made by other programs on the server show within this time.
-const ATTR_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// A handle resolved for one call.
+struct Obj {
+    id: Id,
+    rel: PathBuf,
+    st: Stat,
+    place: Place,
+}
 
 /// Who is calling, resolved once per operation.
 struct Who {
@@ -98,22 +85,27 @@ struct Who {
     auth: Option<Cred>,
 }
 
+/// One export zone: the directory descriptor everything in it is reached from.
+struct ZoneRoot {
+    fd: File,
+    path: PathBuf,
+}
+
 pub struct RootFs {
-    root: PathBuf,
-    clients_dir: PathBuf,
-    template: PathBuf,
-    areas: PathBuf,
-    writable: Vec<PathBuf>,
-    squash: Squash,
+    tree: ZoneRoot,
+    areas: ZoneRoot,
+    layout: Layout,
     allow: Vec<NfsAllow>,
-    names: Vec<(Mac, String)>,
     clients: Clients,
-    root_fh: Fh,
+    sealer: Sealer,
+    root_id: Id,
+    fsid: u64,
     root_dev: u64,
-    index: RwLock<HashMap<Fh, Node>>,
-    rescan: Mutex<()>,
+    index: RwLock<HashMap<Id, Node>>,
+    last_rebuild: Mutex<Option<Instant>>,
     refused: Mutex<HashMap<IpAddr, Instant>>,
-    open_files: Mutex<HashMap<Fh, (Arc<File>, Instant)>>,
+    open_files: Mutex<HashMap<Id, (Arc<File>, Instant)>>,
+    dir_fds: Mutex<HashMap<Id, (Arc<File>, Instant)>>,
 }
 
 /// Maps an I/O error to the NFS status a client understands.
@@ -121,7 +113,8 @@ pub fn status(e: &io::Error) -> nfsstat3 {
     use nfsstat3::*;
     match e.raw_os_error() {
         Some(libc::ENOENT) => NFS3ERR_NOENT,
-        Some(libc::EACCES) | Some(libc::EPERM) => NFS3ERR_ACCES,
+        Some(libc::EACCES) => NFS3ERR_ACCES,
+        Some(libc::EPERM) => NFS3ERR_PERM,
         Some(libc::EEXIST) => NFS3ERR_EXIST,
         Some(libc::ENOTDIR) => NFS3ERR_NOTDIR,
         Some(libc::EISDIR) => NFS3ERR_ISDIR,
@@ -134,6 +127,9 @@ pub fn status(e: &io::Error) -> nfsstat3 {
         Some(libc::EDQUOT) => NFS3ERR_DQUOT,
         Some(libc::EFBIG) => NFS3ERR_FBIG,
         Some(libc::EMLINK) => NFS3ERR_MLINK,
+        // a symlink met where none may be followed: the object the handle
+        // named is gone from there
+        Some(libc::ELOOP) => NFS3ERR_STALE,
         _ => match e.kind() {
             io::ErrorKind::NotFound => NFS3ERR_NOENT,
             io::ErrorKind::PermissionDenied => NFS3ERR_ACCES,
@@ -142,43 +138,34 @@ pub fn status(e: &io::Error) -> nfsstat3 {
     }
 }
 
-fn opt<T: Copy + Pack + Unpack>(o: &Nfs3Option<T>) -> Option<T> {
+fn io_status(e: io::Error) -> nfsstat3 {
+    status(&e)
+}
+
+fn opt<
+    T: Copy + nfs3_server::nfs3_types::xdr_codec::Pack + nfs3_server::nfs3_types::xdr_codec::Unpack,
+>(
+    o: &Nfs3Option<T>,
+) -> Option<T> {
     match o {
         Nfs3Option::Some(v) => Some(*v),
         Nfs3Option::None => None,
     }
 }
 
-/// What follows `base/` in `p` (empty for `base` itself), compared as bytes:
-/// every path here is absolute and built by joining names, so this equals
-/// `Path::starts_with` at a fraction of the cost (it runs on every call).
-fn under<'a>(p: &'a Path, base: &Path) -> Option<&'a [u8]> {
-    let (p, b) = (p.as_os_str().as_bytes(), base.as_os_str().as_bytes());
-    let rest = p.strip_prefix(b)?;
-    match rest.first() {
-        None => Some(rest),
-        Some(b'/') => Some(&rest[1..]),
-        Some(_) => None,
-    }
-}
-
-fn io_status(e: io::Error) -> nfsstat3 {
-    status(&e)
-}
-
-fn time3(sec: i64, nsec: i64) -> nfstime3 {
+fn time3((sec, nsec): (i64, u32)) -> nfstime3 {
     nfstime3 {
         seconds: u32::try_from(sec).unwrap_or(0),
-        nseconds: u32::try_from(nsec).unwrap_or(0),
+        nseconds: nsec,
     }
 }
 
-fn owner(m: &Metadata) -> Owner {
+fn owner(st: &Stat) -> Owner {
     Owner {
-        uid: m.uid(),
-        gid: m.gid(),
-        mode: m.mode() & 0o7777,
-        is_dir: m.is_dir(),
+        uid: st.uid,
+        gid: st.gid,
+        mode: st.perm(),
+        is_dir: st.is_dir(),
     }
 }
 
@@ -194,7 +181,7 @@ fn entry_name<'a>(name: &'a filename3<'_>) -> Result<&'a OsStr, nfsstat3> {
     Ok(OsStr::from_bytes(b))
 }
 
-/// A name that creates something: `.` and `..` are taken.
+/// A name that creates or names a removable entry: `.` and `..` are taken.
 fn new_name<'a>(name: &'a filename3<'_>) -> Result<&'a OsStr, nfsstat3> {
     let n = entry_name(name)?;
     if n == "." || n == ".." {
@@ -203,16 +190,7 @@ fn new_name<'a>(name: &'a filename3<'_>) -> Result<&'a OsStr, nfsstat3> {
     Ok(n)
 }
 
-fn cstr(p: &Path) -> Result<std::ffi::CString, nfsstat3> {
-    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| nfsstat3::NFS3ERR_INVAL)
-}
-
-fn lchown(p: &Path, uid: Option<u32>, gid: Option<u32>) -> Result<(), nfsstat3> {
-    std::os::unix::fs::lchown(p, uid, gid).map_err(io_status)
-}
-
-/// Sets atime/mtime without following a final symlink.
-fn set_times(p: &Path, atime: &set_atime, mtime: &set_mtime) -> Result<(), nfsstat3> {
+fn timespecs(atime: &set_atime, mtime: &set_mtime) -> [libc::timespec; 2] {
     fn spec(server: bool, client: Option<&nfstime3>) -> libc::timespec {
         match (server, client) {
             (true, _) => libc::timespec {
@@ -239,43 +217,64 @@ fn set_times(p: &Path, atime: &set_atime, mtime: &set_mtime) -> Result<(), nfsst
         set_mtime::SET_TO_SERVER_TIME => spec(true, None),
         set_mtime::SET_TO_CLIENT_TIME(t) => spec(false, Some(t)),
     };
-    let c = cstr(p)?;
-    let times = [a, m];
-    // SAFETY: `c` is a valid C string and `times` two initialized timespecs.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(status(&io::Error::last_os_error()))
+    [a, m]
+}
+
+fn ident(c: &Cred) -> Ident {
+    Ident {
+        uid: c.uid,
+        gid: c.gid,
+        groups: c.gids.clone(),
     }
 }
 
-/// Copies a template tree into a new area, keeping modes and owners.
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    for e in fs::read_dir(from)? {
-        let e = e?;
-        let m = e.metadata()?;
-        let dst = to.join(e.file_name());
-        if m.is_dir() {
-            fs::create_dir(&dst)?;
-            copy_tree(&e.path(), &dst)?;
-        } else if m.file_type().is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(e.path())?, &dst)?;
-        } else if m.is_file() {
-            fs::copy(e.path(), &dst)?;
-        } else {
-            continue;
+/// Acts as `who` on this thread; a thread that cannot switch serves nothing.
+fn act(who: &Ident) -> Result<(), nfsstat3> {
+    creds::act_as(who).map_err(|e| {
+        warn!("NFS: {e}");
+        nfsstat3::NFS3ERR_SERVERFAULT
+    })
+}
+
+fn lru_insert(map: &mut HashMap<Id, (Arc<File>, Instant)>, cap: usize, id: Id, f: Arc<File>) {
+    if map.len() >= cap && !map.contains_key(&id) {
+        let oldest = map.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            map.remove(&k);
         }
-        std::os::unix::fs::lchown(&dst, Some(m.uid()), Some(m.gid()))?;
-        if !m.file_type().is_symlink() {
-            fs::set_permissions(&dst, fs::Permissions::from_mode(m.mode() & 0o7777))?;
+    }
+    map.insert(id, (f, Instant::now()));
+}
+
+/// Copies a template tree into a new area (as the server), keeping modes
+/// and owners; symlinks are copied as links, never followed.
+fn copy_tree(from: &File, to: &File) -> io::Result<()> {
+    let names = sys::list(sys::reopen(from, libc::O_RDONLY | libc::O_DIRECTORY)?)?;
+    for name in names {
+        let st = sys::stat_at(from, &name)?;
+        if st.is_dir() {
+            sys::mkdir_at(to, &name, 0o700)?;
+            let src = sys::open_at(from, &name, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            let dst = sys::open_at(to, &name, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            copy_tree(&src, &dst)?;
+            sys::chown_fd(&dst, Some(st.uid), Some(st.gid))?;
+            sys::chmod_fd(&dst, st.perm())?;
+        } else if st.is_symlink() {
+            let link = sys::open_at(from, &name, libc::O_PATH, 0)?;
+            sys::symlink_at(&sys::readlink_fd(&link)?, to, &name)?;
+            let made = sys::open_at(to, &name, libc::O_PATH, 0)?;
+            sys::chown_fd(&made, Some(st.uid), Some(st.gid))?;
+        } else if st.is_file() {
+            let src = sys::open_at(from, &name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+            let mut dst = sys::open_at(
+                to,
+                &name,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                0o600,
+            )?;
+            io::copy(&mut &src, &mut dst)?;
+            sys::chown_fd(&dst, Some(st.uid), Some(st.gid))?;
+            sys::chmod_fd(&dst, st.perm())?;
         }
     }
     Ok(())
@@ -284,41 +283,63 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
 impl RootFs {
     /// Opens the exports named by `[nfs]`; the root must exist.
     pub fn new(cfg: &NfsConfig, clients: Clients) -> io::Result<RootFs> {
-        let root = fs::canonicalize(&cfg.root)?;
-        let meta = fs::metadata(&root)?;
-        if !meta.is_dir() {
+        creds::act_as(&Ident::server())?;
+        let root = std::fs::canonicalize(&cfg.root)?;
+        let tree = File::open(&root)?;
+        let st = sys::fstat(&tree)?;
+        if !st.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "not a directory",
             ));
         }
-        let areas = cfg.state_dir.join("clients");
-        fs::create_dir_all(&areas)?;
-        let areas = fs::canonicalize(&areas)?;
-        let fs = RootFs {
-            clients_dir: root.join(CLIENTS_DIR),
-            template: root.join(TEMPLATE),
-            writable: cfg.writable.iter().map(|w| root.join(w)).collect(),
-            squash: cfg.root_squash,
+        let tree = sys::reopen(&tree, libc::O_PATH | libc::O_DIRECTORY)?;
+        let areas_path = cfg.state_dir.join("clients");
+        std::fs::create_dir_all(&areas_path)?;
+        let areas_path = std::fs::canonicalize(&areas_path)?;
+        let areas = File::open(&areas_path)?;
+        // every client walks through it to its own area
+        sys::chmod_fd(&areas, 0o711)?;
+        let root_id = Id::of(Zone::Tree, &st);
+        Ok(RootFs {
+            layout: Layout {
+                writable: cfg.writable.clone(),
+                squash: cfg.root_squash,
+                names: cfg.names.clone(),
+            },
             allow: cfg.allow.clone(),
-            names: cfg.names.clone(),
             clients,
-            root_fh: Fh::of(&meta),
-            root_dev: meta.dev(),
+            sealer: Sealer::load(&cfg.state_dir)?,
+            root_id,
+            fsid: st.dev,
+            root_dev: st.dev,
             index: RwLock::new(HashMap::from([(
-                Fh::of(&meta),
+                root_id,
                 Node {
-                    path: root.clone(),
+                    rel: PathBuf::new(),
                     seen: None,
                 },
             )])),
-            rescan: Mutex::new(()),
+            last_rebuild: Mutex::new(None),
             refused: Mutex::new(HashMap::new()),
             open_files: Mutex::new(HashMap::new()),
-            areas,
-            root,
-        };
-        Ok(fs)
+            dir_fds: Mutex::new(HashMap::new()),
+            tree: ZoneRoot {
+                fd: tree,
+                path: root,
+            },
+            areas: ZoneRoot {
+                fd: sys::reopen(&areas, libc::O_PATH | libc::O_DIRECTORY)?,
+                path: areas_path,
+            },
+        })
+    }
+
+    fn zone(&self, z: Zone) -> &ZoneRoot {
+        match z {
+            Zone::Tree => &self.tree,
+            Zone::Areas => &self.areas,
+        }
     }
 
     fn who(&self) -> Who {
@@ -344,128 +365,148 @@ impl RootFs {
         }
     }
 
-    /// The id of the caller's per-client area.
-    fn area_of(&self, who: &Who) -> String {
-        who.ip
-            .map_or_else(|| "unknown".into(), |ip| self.area_id(ip))
-    }
-
-    /// The area id of a client: its `[[clients]] name`, else its MAC
-    /// (`52-54-00-12-34-56`, as pxelinux names it), else `ip-<address>`.
-    fn area_id(&self, ip: Ipv4Addr) -> String {
-        match self.clients.mac(ip) {
-            Some(mac) => self
-                .names
-                .iter()
-                .find(|(m, _)| *m == mac)
-                .map_or_else(|| mac.to_string().replace(':', "-"), |(_, n)| n.clone()),
-            None => format!("ip-{ip}"),
-        }
+    /// The id of the caller's per-client area, if we know who it is.
+    fn area_of(&self, who: &Who) -> Option<String> {
+        self.layout
+            .area_id(who.ip.and_then(|ip| self.clients.identify(ip)))
     }
 
     /// Whether a caller may use the door at all (`[nfs] allow`).
     fn admits(&self, ip: Option<Ipv4Addr>) -> bool {
         let Some(ip) = ip else { return false };
-        let via_us = self.clients.booted_via_us(ip);
+        let via_us = self.allow.contains(&NfsAllow::Pxe) && self.clients.booted_via_us(ip);
         if self.allow.iter().any(|a| a.admits(ip, via_us)) {
             return true;
         }
         // one line per client and minute: a refused client retries a lot
         let mut seen = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if seen.len() > 1024 {
-            seen.clear();
+        if seen.len() >= 1024 {
+            seen.retain(|_, t| now.duration_since(*t).as_secs() < 60);
         }
-        let last = seen.insert(IpAddr::V4(ip), now);
-        if last.is_none_or(|t| now.duration_since(t).as_secs() >= 60) {
+        let last = seen.get(&IpAddr::V4(ip)).copied();
+        if last.is_none_or(|t| now.duration_since(t).as_secs() >= 60) && seen.len() < 1024 {
+            seen.insert(IpAddr::V4(ip), now);
             let mac = self.clients.mac_of(IpAddr::V4(ip));
             warn!(
                 ip = %ip, mac = %mac,
-                "NFS refused {ip}: not allowed by [nfs] allow (it did not PXE-boot through us and is on no listed subnet)"
+                "NFS refused {ip}: not allowed by [nfs] allow (it did not PXE-boot through us, or its address and MAC do not match what the LAN shows, and it is on no listed subnet)"
             );
         }
         false
     }
 
-    fn place(&self, p: &Path) -> Place {
-        if let Some(rest) = under(p, &self.areas) {
-            let id = rest.split(|&b| b == b'/').next().unwrap_or_default();
-            return Place::Area(String::from_utf8_lossy(id).into_owned());
-        }
-        let writable = under(p, &self.clients_dir).is_none()
-            && self.writable.iter().any(|w| under(p, w).is_some());
-        Place::Tree(writable)
-    }
-
-    /// The credential that applies at `place`.
-    fn cred(&self, who: &Who, place: &Place) -> Cred {
-        let Some(c) = &who.auth else {
-            return Cred::nobody();
-        };
-        let squash = match self.squash {
-            Squash::All => true,
-            Squash::None => false,
-            Squash::Writable => *place != Place::Tree(false),
-        };
-        if squash { c.squashed() } else { c.clone() }
-    }
-
-    fn remember(&self, fh: Fh, path: PathBuf, m: &Metadata) {
+    fn remember(&self, id: Id, rel: PathBuf, st: &Stat) {
         let node = Node {
-            path,
-            seen: Some((m.clone(), Instant::now())),
+            rel,
+            seen: Some((*st, Instant::now())),
         };
-        self.index
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(fh, node);
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        if index.len() >= MAX_INDEX && !index.contains_key(&id) {
+            // drop an eighth, keeping the root: bounded whatever a client creates
+            let drop: Vec<Id> = index
+                .keys()
+                .filter(|k| **k != self.root_id)
+                .take(MAX_INDEX / 8)
+                .copied()
+                .collect();
+            for k in drop {
+                index.remove(&k);
+            }
+        }
+        index.insert(id, node);
     }
 
     /// Drops the remembered attributes of objects we just changed.
-    fn stale(&self, fhs: &[&Fh]) {
+    fn stale(&self, ids: &[Id]) {
         let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-        for fh in fhs {
-            if let Some(n) = index.get_mut(*fh) {
+        for id in ids {
+            if let Some(n) = index.get_mut(id) {
                 n.seen = None;
             }
         }
     }
 
-    fn lookup_index(&self, fh: &Fh) -> Option<Node> {
+    /// Forgets an object that is gone (removed, renamed over, replaced).
+    fn forget(&self, id: Id) {
+        if id == self.root_id {
+            return;
+        }
         self.index
-            .read()
+            .write()
             .unwrap_or_else(|e| e.into_inner())
-            .get(fh)
-            .cloned()
+            .remove(&id);
+        self.open_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        self.dir_fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
-    /// Walks the exports once, indexing every object (after a restart, or
-    /// when something moved behind our back).
-    fn rebuild_index(&self) {
-        let _one = self.rescan.lock().unwrap_or_else(|e| e.into_inner());
-        let start = Instant::now();
-        let mut found = HashMap::new();
-        let mut stack = vec![self.root.clone(), self.areas.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(rd) = fs::read_dir(&dir) else { continue };
-            for e in rd.flatten() {
-                let Ok(m) = e.metadata() else { continue };
-                let p = e.path();
-                if m.is_dir() {
-                    stack.push(p.clone());
-                }
-                found.insert(
-                    Fh::of(&m),
-                    Node {
-                        path: p,
-                        seen: None,
-                    },
-                );
+    /// Walks both zones once (as the server, never following a symlink),
+    /// indexing every object; at most once per [`REBUILD_EVERY`].
+    fn rebuild_index(&self) -> bool {
+        {
+            let mut last = self.last_rebuild.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < REBUILD_EVERY) {
+                return false;
             }
+            *last = Some(Instant::now());
         }
-        if let Ok(m) = fs::metadata(&self.root) {
-            let path = self.root.clone();
-            found.insert(Fh::of(&m), Node { path, seen: None });
+        if creds::act_as(&Ident::server()).is_err() {
+            return false;
+        }
+        let start = Instant::now();
+        let mut found: HashMap<Id, Node> = HashMap::new();
+        for zone in [Zone::Tree, Zone::Areas] {
+            let mut stack = vec![PathBuf::new()];
+            while let Some(rel) = stack.pop() {
+                let Ok(dir) = sys::open_beneath(
+                    &self.zone(zone).fd,
+                    &rel,
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                ) else {
+                    continue;
+                };
+                let Ok(st) = sys::fstat(&dir) else { continue };
+                if rel.as_os_str().is_empty() && zone == Zone::Tree {
+                    found.insert(
+                        Id::of(zone, &st),
+                        Node {
+                            rel: rel.clone(),
+                            seen: None,
+                        },
+                    );
+                }
+                let Ok(names) = sys::list(dir) else { continue };
+                let Ok(dir) =
+                    sys::open_beneath(&self.zone(zone).fd, &rel, libc::O_PATH | libc::O_DIRECTORY)
+                else {
+                    continue;
+                };
+                for name in names {
+                    if found.len() >= MAX_INDEX {
+                        break;
+                    }
+                    let Ok(st) = sys::stat_at(&dir, &name) else {
+                        continue;
+                    };
+                    let child = rel.join(&name);
+                    if st.is_dir() {
+                        stack.push(child.clone());
+                    }
+                    found.insert(
+                        Id::of(zone, &st),
+                        Node {
+                            rel: child,
+                            seen: None,
+                        },
+                    );
+                }
+            }
         }
         let n = found.len();
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = found;
@@ -473,336 +514,418 @@ impl RootFs {
             "NFS handle index rebuilt: {n} objects in {} ms",
             start.elapsed().as_millis()
         );
+        true
     }
 
-    /// The path and attributes a handle names, checked against the caller.
-    fn resolve(&self, fh: &Fh, who: &Who) -> Result<(PathBuf, Metadata), nfsstat3> {
-        let current = |n: Node| {
-            if let Some((m, at)) = n.seen
-                && at.elapsed() < ATTR_TTL
-            {
-                return Some((n.path, m));
+    fn node(&self, id: &Id) -> Option<Node> {
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Opens the object `id` at `rel` beneath its zone with `flags` and
+    /// checks that it is that very object.
+    fn open_obj(&self, id: Id, rel: &Path, flags: libc::c_int) -> Result<(File, Stat), nfsstat3> {
+        let f = sys::open_beneath(&self.zone(id.zone).fd, rel, flags).map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ELOOP) | Some(libc::ENOTDIR)
+                | Some(libc::EXDEV) => nfsstat3::NFS3ERR_STALE,
+                _ => status(&e),
             }
-            let m = fs::symlink_metadata(&n.path)
-                .ok()
-                .filter(|m| Fh::of(m) == *fh)?;
-            self.remember(*fh, n.path.clone(), &m);
-            Some((n.path, m))
+        })?;
+        let st = sys::fstat(&f).map_err(io_status)?;
+        if Id::of(id.zone, &st) != id {
+            return Err(nfsstat3::NFS3ERR_STALE);
+        }
+        Ok((f, st))
+    }
+
+    /// The object a handle names, as the caller, checked against the
+    /// caller's area. Attributes may come from the index (≤ [`ATTR_TTL`]).
+    fn resolve(&self, fh: &Fh, who: &Who) -> Result<Obj, nfsstat3> {
+        let Some(id) = self.sealer.open(fh) else {
+            debug!("NFS: a handle we never made (forged or from another server): STALE");
+            return Err(nfsstat3::NFS3ERR_STALE);
         };
-        let found = match self.lookup_index(fh).and_then(current) {
-            Some(hit) => hit,
+        let node = match self.node(&id) {
+            Some(n) => n,
             None => {
-                self.rebuild_index();
-                self.lookup_index(fh)
-                    .and_then(current)
-                    .ok_or(nfsstat3::NFS3ERR_STALE)?
+                if !self.rebuild_index() {
+                    return Err(nfsstat3::NFS3ERR_STALE);
+                }
+                self.node(&id).ok_or(nfsstat3::NFS3ERR_STALE)?
             }
         };
-        if let Place::Area(id) = self.place(&found.0) {
+        let place = self.layout.place(id.zone, &node.rel);
+        self.check_area(&place, who)?;
+        let st = match node.seen {
+            Some((st, at)) if at.elapsed() < ATTR_TTL => st,
+            _ => {
+                act(&Ident::server())?;
+                match self.open_obj(id, &node.rel, libc::O_PATH) {
+                    Ok((_, st)) => {
+                        self.remember(id, node.rel.clone(), &st);
+                        st
+                    }
+                    Err(e) => {
+                        if e == nfsstat3::NFS3ERR_STALE {
+                            self.forget(id);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        Ok(Obj {
+            id,
+            rel: node.rel,
+            st,
+            place,
+        })
+    }
+
+    fn check_area(&self, place: &Place, who: &Who) -> Result<(), nfsstat3> {
+        if let Place::Area(id) = place {
             let mine = self.area_of(who);
-            if id != mine {
+            if mine.as_deref() != Some(id.as_str()) {
                 let (from, _) = self.shown(who);
                 warn!(
                     ip = %from,
-                    "NFS refused {from}: handle of client area {id:?}, caller's area is {mine:?}"
+                    "NFS refused {from}: handle of client area {id:?}, caller's area is {}",
+                    mine.map_or_else(|| "unknown (not identified)".to_string(), |m| format!("{m:?}"))
                 );
                 return Err(nfsstat3::NFS3ERR_ACCES);
             }
         }
-        Ok(found)
+        Ok(())
     }
 
-    fn writable(&self, p: &Path) -> Result<Place, nfsstat3> {
-        match self.place(p) {
+    /// The caller's credential at `place`, now acted as by this thread.
+    fn act_for(&self, who: &Who, place: &Place) -> Result<Cred, nfsstat3> {
+        let cred = self.layout.cred(who.auth.as_ref(), place);
+        act(&ident(&cred))?;
+        Ok(cred)
+    }
+
+    fn writable(place: &Place) -> Result<(), nfsstat3> {
+        match place {
             Place::Tree(false) => Err(nfsstat3::NFS3ERR_ROFS),
-            place => Ok(place),
+            _ => Ok(()),
         }
     }
 
-    /// The caller's own area, created (from the template) on first use.
-    fn my_area(&self, who: &Who) -> Result<(PathBuf, Metadata), nfsstat3> {
-        let area = self.area_of(who);
-        let dir = self.areas.join(&area);
-        if let Ok(m) = fs::symlink_metadata(&dir) {
-            return Ok((dir, m));
-        }
-        let tmp = self.areas.join(format!(".new-{area}"));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir(&tmp).map_err(io_status)?;
-        if self.template.is_dir() {
-            copy_tree(&self.template, &tmp).map_err(io_status)?;
-        }
-        // squashed root writes here as nobody: give it the area then
-        let squashed = self.squash != Squash::None;
-        let (uid, gid) = if squashed {
-            (perm::NOBODY, perm::NOBODY)
-        } else {
-            fs::metadata(&self.template).map_or((0, 0), |m| (m.uid(), m.gid()))
-        };
-        lchown(&tmp, Some(uid), Some(gid))?;
-        if squashed {
-            for e in fs::read_dir(&tmp).map_err(io_status)?.flatten() {
-                lchown(&e.path(), Some(uid), Some(gid))?;
-            }
-        }
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io_status)?;
-        fs::rename(&tmp, &dir).map_err(io_status)?;
-        let (from, mac) = self.shown(who);
-        info!(ip = %from, mac = %mac, "NFS new per-client area {} for {from}", dir.display());
-        let m = fs::symlink_metadata(&dir).map_err(io_status)?;
-        Ok((dir, m))
+    fn is_clients_dir(&self, o: &Obj) -> bool {
+        o.id.zone == Zone::Tree && o.rel == Path::new(CLIENTS_DIR)
     }
 
-    pub fn attr(&self, m: &Metadata) -> fattr3 {
-        let ft = m.file_type();
-        use std::os::unix::fs::FileTypeExt;
-        let type_ = if ft.is_dir() {
-            ftype3::NF3DIR
-        } else if ft.is_symlink() {
-            ftype3::NF3LNK
-        } else if ft.is_block_device() {
-            ftype3::NF3BLK
-        } else if ft.is_char_device() {
-            ftype3::NF3CHR
-        } else if ft.is_fifo() {
-            ftype3::NF3FIFO
-        } else if ft.is_socket() {
-            ftype3::NF3SOCK
-        } else {
-            ftype3::NF3REG
-        };
-        let rdev = m.rdev();
-        // one file system to the client: file ids from other devices (the
-        // state dir) are mixed with their device so they stay unique
-        let fileid = if m.dev() == self.root_dev {
-            m.ino()
-        } else {
-            m.ino() ^ m.dev().rotate_left(40) ^ 0x8000_0000_0000_0000
-        };
-        fattr3 {
-            type_,
-            mode: m.mode() & 0o7777,
-            nlink: u32::try_from(m.nlink()).unwrap_or(u32::MAX),
-            uid: m.uid(),
-            gid: m.gid(),
-            size: m.size(),
-            used: m.blocks().saturating_mul(512),
-            rdev: specdata3 {
-                specdata1: libc::major(rdev),
-                specdata2: libc::minor(rdev),
-            },
-            fsid: self.root_dev,
-            fileid,
-            atime: time3(m.atime(), m.atime_nsec()),
-            mtime: time3(m.mtime(), m.mtime_nsec()),
-            ctime: time3(m.ctime(), m.ctime_nsec()),
-        }
-    }
-
-    /// A directory the caller may search, with its place and credential.
-    fn searchable_dir(&self, fh: &Fh, who: &Who) -> Result<(PathBuf, Metadata, Cred), nfsstat3> {
-        let (p, m) = self.resolve(fh, who)?;
-        if !m.is_dir() {
+    /// A descriptor (O_PATH) of a directory object, kept across calls.
+    fn dir_fd(&self, o: &Obj) -> Result<Arc<File>, nfsstat3> {
+        if !o.st.is_dir() {
             return Err(nfsstat3::NFS3ERR_NOTDIR);
         }
-        let cred = self.cred(who, &self.place(&p));
-        if !perm::allowed(owner(&m), &cred, perm::X) {
-            return Err(nfsstat3::NFS3ERR_ACCES);
-        }
-        Ok((p, m, cred))
-    }
-
-    /// A directory the caller may add entries to or remove entries from.
-    fn changeable_dir(&self, fh: &Fh, who: &Who) -> Result<(PathBuf, Metadata, Cred), nfsstat3> {
-        let (p, m, cred) = self.searchable_dir(fh, who)?;
-        if p == self.clients_dir {
-            return Err(nfsstat3::NFS3ERR_ACCES);
-        }
-        self.writable(&p)?;
-        if !perm::allowed(owner(&m), &cred, perm::W | perm::X) {
-            return Err(nfsstat3::NFS3ERR_ACCES);
-        }
-        Ok((p, m, cred))
-    }
-
-    /// Gives a new object to its creator; the group follows a setgid parent.
-    fn adopt(&self, p: &Path, parent: &Metadata, cred: &Cred) -> Result<(), nfsstat3> {
-        let gid = if parent.mode() & 0o2000 != 0 {
-            parent.gid()
-        } else {
-            cred.gid
-        };
-        lchown(p, Some(cred.uid), Some(gid))
-    }
-
-    fn entry_at(&self, p: PathBuf) -> Result<(Fh, fattr3), nfsstat3> {
-        let m = fs::symlink_metadata(&p).map_err(io_status)?;
-        let fh = Fh::of(&m);
-        let a = self.attr(&m);
-        self.remember(fh, p, &m);
-        Ok((fh, a))
-    }
-
-    fn do_lookup(&self, dir: &Fh, name: &filename3<'_>) -> Result<Fh, nfsstat3> {
-        let who = self.who();
-        let (d, _, _) = self.searchable_dir(dir, &who)?;
-        let name = entry_name(name)?;
-        if name == "." {
-            return Ok(*dir);
-        }
-        if name == ".." {
-            // never above the export, and an area's parent is /var/clients
-            let up = if d == self.root {
-                d
-            } else if d.parent() == Some(self.areas.as_path()) {
-                self.clients_dir.clone()
-            } else {
-                d.parent().map_or(d.clone(), Path::to_path_buf)
-            };
-            return self.entry_at(up).map(|(fh, _)| fh);
-        }
-        if d == self.clients_dir {
-            if name != MYSELF {
-                return Err(nfsstat3::NFS3ERR_NOENT);
-            }
-            let (p, m) = self.my_area(&who)?;
-            let fh = Fh::of(&m);
-            self.remember(fh, p, &m);
-            return Ok(fh);
-        }
-        self.entry_at(d.join(name)).map(|(fh, _)| fh)
-    }
-
-    /// The directory and its names, in a stable order, if the caller may
-    /// read it.
-    fn listing(&self, dir: &Fh) -> Result<(PathBuf, Vec<OsString>), nfsstat3> {
-        let who = self.who();
-        let (d, m) = self.resolve(dir, &who)?;
-        if !m.is_dir() {
-            return Err(nfsstat3::NFS3ERR_NOTDIR);
-        }
-        let cred = self.cred(&who, &self.place(&d));
-        if !perm::allowed(owner(&m), &cred, perm::R) {
-            return Err(nfsstat3::NFS3ERR_ACCES);
-        }
-        if d == self.clients_dir {
-            return Ok((d, vec![MYSELF.into()]));
-        }
-        let mut names: Vec<OsString> = fs::read_dir(&d)
-            .map_err(io_status)?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort_unstable();
-        Ok((d, names))
-    }
-
-    /// An open file for reading, kept across READ calls: a client reads a
-    /// kernel or a 1 GiB image in 1 MiB pieces. A file deleted since (its
-    /// inode number may come back) is opened again.
-    fn open_for_read(&self, fh: &Fh, p: &Path) -> Result<Arc<File>, nfsstat3> {
-        let mut open = self.open_files.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((f, used)) = open.get_mut(fh)
-            && f.metadata().is_ok_and(|m| m.nlink() > 0)
+        if let Some((f, used)) = self
+            .dir_fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&o.id)
         {
             *used = Instant::now();
             return Ok(f.clone());
         }
-        let f = Arc::new(File::open(p).map_err(io_status)?);
-        if open.len() >= OPEN_FILES {
-            let oldest = open.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k);
-            if let Some(k) = oldest {
-                open.remove(&k);
-            }
-        }
-        open.insert(*fh, (f.clone(), Instant::now()));
+        let (f, _) = self.open_obj(o.id, &o.rel, libc::O_PATH | libc::O_DIRECTORY)?;
+        let f = Arc::new(f);
+        lru_insert(
+            &mut self.dir_fds.lock().unwrap_or_else(|e| e.into_inner()),
+            DIR_FDS,
+            o.id,
+            f.clone(),
+        );
         Ok(f)
     }
 
-    fn forget_open(&self, fh: &Fh) {
-        self.open_files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(fh);
+    /// The caller's own area, created (from the template, as the server)
+    /// on first use.
+    fn my_area(&self, who: &Who) -> Result<(Id, PathBuf, Stat), nfsstat3> {
+        let Some(area) = self.area_of(who) else {
+            let (from, _) = self.shown(who);
+            warn!(ip = %from, "NFS refused {from} its per-client area: the LAN does not show which machine it is (no neighbour entry matching a PXE client)");
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        };
+        act(&Ident::server())?;
+        let name = OsStr::new(&area);
+        if let Ok(st) = sys::stat_at(&self.areas.fd, name)
+            && st.is_dir()
+        {
+            let id = Id::of(Zone::Areas, &st);
+            return Ok((id, PathBuf::from(&area), st));
+        }
+        self.make_area(&area).map_err(|e| {
+            warn!("NFS: creating per-client area {area:?}: {e}");
+            io_status(e)
+        })?;
+        let (from, mac) = self.shown(who);
+        info!(ip = %from, mac = %mac, "NFS new per-client area {} for {from}", self.areas.path.join(&area).display());
+        let st = sys::stat_at(&self.areas.fd, name).map_err(io_status)?;
+        Ok((Id::of(Zone::Areas, &st), PathBuf::from(&area), st))
+    }
+
+    fn make_area(&self, area: &str) -> io::Result<()> {
+        let tmp = OsString::from(format!(".new-{area}"));
+        // a half-made area from a crash: remove what we made (only files
+        // and directories, never following links)
+        if let Ok(old) = sys::open_at(&self.areas.fd, &tmp, libc::O_PATH | libc::O_DIRECTORY, 0) {
+            remove_tree(&old)?;
+            sys::unlink_at(&self.areas.fd, &tmp, true)?;
+        }
+        sys::mkdir_at(&self.areas.fd, &tmp, 0o700)?;
+        let dir = sys::open_at(&self.areas.fd, &tmp, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let template = sys::open_beneath(
+            &self.tree.fd,
+            Path::new(TEMPLATE),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )
+        .ok();
+        if let Some(t) = &template {
+            copy_tree(t, &dir)?;
+        }
+        // squashed root writes here as nobody: give it the area then
+        let squashed = self.layout.squash != Squash::None;
+        let (uid, gid) = if squashed {
+            (perm::NOBODY, perm::NOBODY)
+        } else {
+            template
+                .as_ref()
+                .and_then(|t| sys::fstat(t).ok())
+                .map_or((0, 0), |st| (st.uid, st.gid))
+        };
+        sys::chown_fd(&dir, Some(uid), Some(gid))?;
+        if squashed {
+            let names = sys::list(sys::reopen(&dir, libc::O_RDONLY | libc::O_DIRECTORY)?)?;
+            for n in names {
+                let e = sys::open_at(&dir, &n, libc::O_PATH, 0)?;
+                sys::chown_fd(&e, Some(uid), Some(gid))?;
+            }
+        }
+        sys::chmod_fd(&dir, 0o755)?;
+        sys::rename_at(&self.areas.fd, &tmp, &self.areas.fd, OsStr::new(area))
+    }
+
+    pub fn attr(&self, st: &Stat) -> fattr3 {
+        let type_ = match st.kind() {
+            libc::S_IFDIR => ftype3::NF3DIR,
+            libc::S_IFLNK => ftype3::NF3LNK,
+            libc::S_IFBLK => ftype3::NF3BLK,
+            libc::S_IFCHR => ftype3::NF3CHR,
+            libc::S_IFIFO => ftype3::NF3FIFO,
+            libc::S_IFSOCK => ftype3::NF3SOCK,
+            _ => ftype3::NF3REG,
+        };
+        // one file system to the client: file ids from other devices (the
+        // state dir) are mixed with their device so they stay unique
+        let fileid = if st.dev == self.root_dev {
+            st.ino
+        } else {
+            st.ino ^ st.dev.rotate_left(40) ^ 0x8000_0000_0000_0000
+        };
+        fattr3 {
+            type_,
+            mode: st.perm(),
+            nlink: st.nlink,
+            uid: st.uid,
+            gid: st.gid,
+            size: st.size,
+            used: st.blocks.saturating_mul(512),
+            rdev: specdata3 {
+                specdata1: st.rdev.0,
+                specdata2: st.rdev.1,
+            },
+            fsid: self.fsid,
+            fileid,
+            atime: time3(st.atime),
+            mtime: time3(st.mtime),
+            ctime: time3(st.ctime),
+        }
+    }
+
+    /// A directory the caller may change, with its descriptor; as the caller.
+    fn changeable_dir(&self, fh: &Fh, who: &Who) -> Result<(Obj, Arc<File>, Cred), nfsstat3> {
+        let d = self.resolve(fh, who)?;
+        if !d.st.is_dir() {
+            return Err(nfsstat3::NFS3ERR_NOTDIR);
+        }
+        if self.is_clients_dir(&d) {
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        }
+        Self::writable(&d.place)?;
+        let fd = self.dir_fd(&d)?;
+        let cred = self.act_for(who, &d.place)?;
+        Ok((d, fd, cred))
+    }
+
+    /// Remembers the entry `name` of directory `d` and returns its handle.
+    fn entry(&self, d: &Obj, dir: &File, name: &OsStr) -> Result<(Fh, Stat), nfsstat3> {
+        let st = sys::stat_at(dir, name).map_err(io_status)?;
+        let id = Id::of(d.id.zone, &st);
+        self.remember(id, d.rel.join(name), &st);
+        Ok((self.sealer.seal(id), st))
+    }
+
+    fn do_lookup(&self, dirfh: &Fh, name: &filename3<'_>) -> Result<Fh, nfsstat3> {
+        let who = self.who();
+        let d = self.resolve(dirfh, &who)?;
+        if !d.st.is_dir() {
+            return Err(nfsstat3::NFS3ERR_NOTDIR);
+        }
+        let name = entry_name(name)?;
+        if name == "." {
+            return Ok(*dirfh);
+        }
+        if name == ".." {
+            return self.parent(&d, &who);
+        }
+        if self.is_clients_dir(&d) {
+            if name != MYSELF {
+                return Err(nfsstat3::NFS3ERR_NOENT);
+            }
+            let (id, rel, st) = self.my_area(&who)?;
+            self.remember(id, rel, &st);
+            return Ok(self.sealer.seal(id));
+        }
+        let fd = self.dir_fd(&d)?;
+        self.act_for(&who, &d.place)?;
+        self.entry(&d, &fd, name).map(|(fh, _)| fh)
+    }
+
+    /// `..`: never above the export, and an area's parent is /var/clients.
+    fn parent(&self, d: &Obj, who: &Who) -> Result<Fh, nfsstat3> {
+        let (zone, rel) = match d.id.zone {
+            Zone::Tree if d.rel.as_os_str().is_empty() => return Ok(self.sealer.seal(d.id)),
+            Zone::Areas if d.rel.components().count() <= 1 => {
+                (Zone::Tree, PathBuf::from(CLIENTS_DIR))
+            }
+            z => (z, d.rel.parent().map(Path::to_path_buf).unwrap_or_default()),
+        };
+        self.act_for(who, &self.layout.place(zone, &rel))?;
+        let f = sys::open_beneath(&self.zone(zone).fd, &rel, libc::O_PATH | libc::O_DIRECTORY)
+            .map_err(io_status)?;
+        let st = sys::fstat(&f).map_err(io_status)?;
+        let id = Id::of(zone, &st);
+        self.remember(id, rel, &st);
+        Ok(self.sealer.seal(id))
+    }
+
+    /// The directory's names in a stable order, read as the caller.
+    fn listing(&self, dirfh: &Fh) -> Result<(Obj, Arc<File>, Vec<OsString>), nfsstat3> {
+        let who = self.who();
+        let d = self.resolve(dirfh, &who)?;
+        let fd = self.dir_fd(&d)?;
+        self.act_for(&who, &d.place)?;
+        if self.is_clients_dir(&d) {
+            return Ok((d, fd, vec![MYSELF.into()]));
+        }
+        let dir = sys::reopen(&*fd, libc::O_RDONLY | libc::O_DIRECTORY).map_err(io_status)?;
+        let mut names = sys::list(dir).map_err(io_status)?;
+        names.sort_unstable();
+        Ok((d, fd, names))
+    }
+
+    /// An open file for reading, kept across READ calls: a client reads a
+    /// kernel or a 1 GiB image in 1 MiB pieces. Opened as the caller; a
+    /// file whose mode grants only execute is opened as the server (a
+    /// client that may run a binary must page it in, as knfsd allows).
+    fn open_for_read(&self, o: &Obj, cred: &Cred) -> Result<Arc<File>, nfsstat3> {
+        let mut open = self.open_files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((f, used)) = open.get_mut(&o.id) {
+            *used = Instant::now();
+            return Ok(f.clone());
+        }
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK;
+        let f = match self.open_obj(o.id, &o.rel, flags) {
+            Err(nfsstat3::NFS3ERR_ACCES) if perm::may_read_file(owner(&o.st), cred) => {
+                act(&Ident::server())?;
+                self.open_obj(o.id, &o.rel, flags)?.0
+            }
+            r => r?.0,
+        };
+        let f = Arc::new(f);
+        lru_insert(&mut open, OPEN_FILES, o.id, f.clone());
+        Ok(f)
+    }
+
+    /// The file opened for writing as the caller; its owner may write a
+    /// file it made read-only after creating it (knfsd's owner override:
+    /// `cp -p`, tar and git create 0444 files and then write them).
+    fn open_for_write(
+        &self,
+        id: Id,
+        rel: &Path,
+        owner_uid: u32,
+        cred: &Cred,
+    ) -> Result<File, nfsstat3> {
+        let flags = libc::O_WRONLY | libc::O_NONBLOCK;
+        match self.open_obj(id, rel, flags) {
+            Err(nfsstat3::NFS3ERR_ACCES) if cred.uid == owner_uid => {
+                act(&Ident::server())?;
+                Ok(self.open_obj(id, rel, flags)?.0)
+            }
+            r => Ok(r?.0),
+        }
     }
 }
 
-/// Up to `len` bytes of `f` from `offset` (fewer at the end of the file),
-/// read straight into a fresh buffer: READ replies carry up to 1 MiB, and
-/// zero-filling it first is a pass over memory that pread overwrites anyway.
-fn read_at(f: &File, len: usize, offset: u64) -> io::Result<Vec<u8>> {
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
-    while buf.len() < len {
-        let done = buf.len();
-        let at = i64::try_from(offset + done as u64).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let spare = &mut buf.spare_capacity_mut()[..len - done];
-        // SAFETY: pread writes at most `spare.len()` bytes into `spare`,
-        // which is valid for writes of that length.
-        let n = unsafe {
-            libc::pread(
-                std::os::fd::AsRawFd::as_raw_fd(f),
-                spare.as_mut_ptr().cast(),
-                spare.len(),
-                at,
-            )
-        };
-        match n {
-            0 => break,
-            n if n > 0 => {
-                // SAFETY: pread initialised the first `n` bytes of the spare
-                // capacity, and `n` <= spare.len().
-                unsafe { buf.set_len(done + n as usize) };
-            }
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+/// Removes everything inside a directory we made (never following a link).
+fn remove_tree(dir: &File) -> io::Result<()> {
+    for name in sys::list(sys::reopen(dir, libc::O_RDONLY | libc::O_DIRECTORY)?)? {
+        let st = sys::stat_at(dir, &name)?;
+        if st.is_dir() {
+            let sub = sys::open_at(dir, &name, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            remove_tree(&sub)?;
         }
+        sys::unlink_at(dir, &name, st.is_dir())?;
     }
-    Ok(buf)
+    Ok(())
 }
 
 /// READDIR(PLUS) pages: entries in name order, cookie = position + 1, so a
 /// client resuming at any cookie gets the rest (RFC 1813 §3.3.16).
 pub struct Listing<'a> {
     fs: &'a RootFs,
-    path: PathBuf,
+    dir: Obj,
+    fd: Arc<File>,
     names: std::vec::IntoIter<OsString>,
     cookie: u64,
 }
 
 impl ReadDirPlusIterator<Fh> for Listing<'_> {
     async fn next(&mut self) -> NextResult<DirEntryPlus<Fh>> {
+        let who = self.fs.who();
         loop {
             let Some(name) = self.names.next() else {
                 return NextResult::Eof;
             };
             self.cookie += 1;
-            let (fh, m) = if self.path == self.fs.clients_dir {
+            let (fh, st) = if self.fs.is_clients_dir(&self.dir) {
                 // the one virtual entry: the caller's own area
-                let who = self.fs.who();
                 match self.fs.my_area(&who) {
-                    Ok((p, m)) => {
-                        let fh = Fh::of(&m);
-                        self.fs.remember(fh, p, &m);
-                        (fh, m)
+                    Ok((id, rel, st)) => {
+                        self.fs.remember(id, rel, &st);
+                        (self.fs.sealer.seal(id), st)
                     }
                     Err(e) => return NextResult::Err(e),
                 }
             } else {
-                let p = self.path.join(&name);
-                match fs::symlink_metadata(&p) {
-                    Ok(m) => {
-                        let fh = Fh::of(&m);
-                        self.fs.remember(fh, p, &m);
-                        (fh, m)
-                    }
+                if let Err(e) = self.fs.act_for(&who, &self.dir.place) {
+                    return NextResult::Err(e);
+                }
+                match self.fs.entry(&self.dir, &self.fd, &name) {
+                    Ok(x) => x,
                     // gone since the listing was taken
                     Err(_) => continue,
                 }
             };
-            let attr = self.fs.attr(&m);
+            let attr = self.fs.attr(&st);
             return NextResult::Ok(DirEntryPlus {
                 fileid: attr.fileid,
                 name: filename3::from(name.into_vec()),
@@ -818,7 +941,7 @@ impl NfsReadFileSystem for RootFs {
     type Handle = Fh;
 
     fn root_dir(&self) -> Fh {
-        self.root_fh
+        self.sealer.seal(self.root_id)
     }
 
     fn authorize(&self, _auth: Option<&auth_unix>) -> bool {
@@ -827,13 +950,12 @@ impl NfsReadFileSystem for RootFs {
 
     async fn access(&self, id: &Fh, requested: u32) -> u32 {
         let who = self.who();
-        let Ok((p, m)) = self.resolve(id, &who) else {
+        let Ok(o) = self.resolve(id, &who) else {
             return 0;
         };
-        let place = self.place(&p);
-        let cred = self.cred(&who, &place);
-        let writable = place != Place::Tree(false) && p != self.clients_dir;
-        perm::access3(owner(&m), &cred, writable, requested)
+        let cred = self.layout.cred(who.auth.as_ref(), &o.place);
+        let writable = o.place != Place::Tree(false) && !self.is_clients_dir(&o);
+        perm::access3(owner(&o.st), &cred, writable, requested)
     }
 
     async fn lookup(&self, dirid: &Fh, filename: &filename3<'_>) -> Result<Fh, nfsstat3> {
@@ -842,7 +964,7 @@ impl NfsReadFileSystem for RootFs {
 
     async fn lookup_by_path(&self, path: &str) -> Result<Fh, nfsstat3> {
         let who = self.who();
-        let mut fh = self.root_fh;
+        let mut fh = self.root_dir();
         let mut result = Ok(());
         for part in path.split('/').filter(|c| !c.is_empty()) {
             match self.do_lookup(&fh, &part.as_bytes().into()) {
@@ -853,10 +975,13 @@ impl NfsReadFileSystem for RootFs {
                 }
             }
         }
-        let shown = self.root.join(path);
+        let shown = self.tree.path.join(path.trim_start_matches('/'));
         let (from, mac) = self.shown(&who);
         match result {
             Ok(()) => {
+                if let Some(ip) = who.ip {
+                    self.clients.mounted(ip);
+                }
                 info!(ip = %from, mac = %mac, "MOUNT {} from {from}", shown.display());
                 Ok(fh)
             }
@@ -869,28 +994,28 @@ impl NfsReadFileSystem for RootFs {
 
     async fn getattr(&self, id: &Fh) -> Result<fattr3, nfsstat3> {
         let who = self.who();
-        let (_, m) = self.resolve(id, &who)?;
-        Ok(self.attr(&m))
+        let o = self.resolve(id, &who)?;
+        Ok(self.attr(&o.st))
     }
 
     async fn read(&self, id: &Fh, offset: u64, count: u32) -> Result<(Vec<u8>, bool), nfsstat3> {
         let who = self.who();
-        let (p, m) = self.resolve(id, &who)?;
-        if m.is_dir() {
+        let o = self.resolve(id, &who)?;
+        if o.st.is_dir() {
             return Err(nfsstat3::NFS3ERR_ISDIR);
         }
-        if !m.is_file() {
+        if !o.st.is_file() {
             return Err(nfsstat3::NFS3ERR_INVAL);
         }
-        let cred = self.cred(&who, &self.place(&p));
-        if !perm::may_read_file(owner(&m), &cred) {
+        let cred = self.act_for(&who, &o.place)?;
+        if !perm::may_read_file(owner(&o.st), &cred) {
             return Err(nfsstat3::NFS3ERR_ACCES);
         }
-        let f = self.open_for_read(id, &p)?;
+        let f = self.open_for_read(&o, &cred)?;
         let size = f.metadata().map_err(io_status)?.len();
         let want = u64::from(count.min(MAX_READ)).min(size.saturating_sub(offset));
         let buf =
-            read_at(&f, usize::try_from(want).unwrap_or(0), offset).map_err(|e| status(&e))?;
+            sys::read_at(&f, usize::try_from(want).unwrap_or(0), offset).map_err(|e| status(&e))?;
         let end = offset + buf.len() as u64;
         Ok((buf, end >= size))
     }
@@ -900,12 +1025,13 @@ impl NfsReadFileSystem for RootFs {
         dirid: &Fh,
         cookie: u64,
     ) -> Result<impl ReadDirPlusIterator<Fh>, nfsstat3> {
-        let (path, names) = self.listing(dirid)?;
+        let (dir, fd, names) = self.listing(dirid)?;
         let skip = usize::try_from(cookie).unwrap_or(usize::MAX);
         let names: Vec<OsString> = names.into_iter().skip(skip).collect();
         Ok(Listing {
             fs: self,
-            path,
+            dir,
+            fd,
             names: names.into_iter(),
             cookie,
         })
@@ -913,85 +1039,55 @@ impl NfsReadFileSystem for RootFs {
 
     async fn readlink(&self, id: &Fh) -> Result<nfspath3<'_>, nfsstat3> {
         let who = self.who();
-        let (p, m) = self.resolve(id, &who)?;
-        if !m.file_type().is_symlink() {
+        let o = self.resolve(id, &who)?;
+        if !o.st.is_symlink() {
             return Err(nfsstat3::NFS3ERR_INVAL);
         }
-        let target = fs::read_link(&p).map_err(io_status)?;
-        Ok(nfspath3::from(target.into_os_string().into_vec()))
+        self.act_for(&who, &o.place)?;
+        let (f, _) = self.open_obj(o.id, &o.rel, libc::O_PATH)?;
+        let target = sys::readlink_fd(&f).map_err(io_status)?;
+        Ok(nfspath3::from(target))
     }
 }
 
 impl NfsFileSystem for RootFs {
     async fn setattr(&self, id: &Fh, s: sattr3) -> Result<fattr3, nfsstat3> {
         let who = self.who();
-        let (p, m) = self.resolve(id, &who)?;
-        let place = self.writable(&p)?;
-        if p == self.clients_dir {
+        let o = self.resolve(id, &who)?;
+        Self::writable(&o.place)?;
+        if self.is_clients_dir(&o) {
             return Err(nfsstat3::NFS3ERR_ACCES);
         }
-        let cred = self.cred(&who, &place);
-        let own = owner(&m);
-        let is_owner = cred.is_root() || cred.uid == own.uid;
-        let chown_uid = opt(&s.uid);
-        let chown_gid = opt(&s.gid);
-        // chown(2) rules: only root gives files away; an owner may change the
-        // group to one of its own groups
-        if let Some(uid) = chown_uid
-            && uid != own.uid
-            && !cred.is_root()
-        {
-            return Err(nfsstat3::NFS3ERR_PERM);
-        }
-        if let Some(gid) = chown_gid
-            && gid != own.gid
-            && !(cred.is_root() || (is_owner && cred.in_group(gid)))
-        {
-            return Err(nfsstat3::NFS3ERR_PERM);
-        }
-        if s.mode.is_some() && !is_owner {
-            return Err(nfsstat3::NFS3ERR_PERM);
-        }
+        let cred = self.act_for(&who, &o.place)?;
+        let (f, st) = self.open_obj(o.id, &o.rel, libc::O_PATH)?;
         if let Some(size) = opt(&s.size) {
-            if m.is_dir() {
+            if st.is_dir() {
                 return Err(nfsstat3::NFS3ERR_ISDIR);
             }
-            if !perm::allowed(own, &cred, perm::W) {
-                return Err(nfsstat3::NFS3ERR_ACCES);
+            if !st.is_file() {
+                return Err(nfsstat3::NFS3ERR_INVAL);
             }
-            OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&p)
-                .and_then(|f| f.set_len(size))
-                .map_err(io_status)?;
+            let w = self.open_for_write(o.id, &o.rel, st.uid, &cred)?;
+            w.set_len(size).map_err(io_status)?;
+            act(&ident(&cred))?;
         }
-        let client_time = matches!(s.atime, set_atime::SET_TO_CLIENT_TIME(_))
-            || matches!(s.mtime, set_mtime::SET_TO_CLIENT_TIME(_));
         let any_time = !matches!(s.atime, set_atime::DONT_CHANGE)
             || !matches!(s.mtime, set_mtime::DONT_CHANGE);
-        if any_time {
-            if !(is_owner || (!client_time && perm::allowed(own, &cred, perm::W))) {
-                return Err(nfsstat3::NFS3ERR_PERM);
-            }
-            set_times(&p, &s.atime, &s.mtime)?;
+        if any_time && !st.is_symlink() {
+            sys::utimens_fd(&f, &timespecs(&s.atime, &s.mtime)).map_err(io_status)?;
         }
-        if chown_uid.is_some() || chown_gid.is_some() {
-            lchown(&p, chown_uid, chown_gid)?;
+        let (uid, gid) = (opt(&s.uid), opt(&s.gid));
+        if uid.is_some() || gid.is_some() {
+            sys::chown_fd(&f, uid, gid).map_err(io_status)?;
         }
         if let Some(mode) = opt(&s.mode)
-            && !m.file_type().is_symlink()
+            && !st.is_symlink()
         {
-            let mut mode = mode & 0o7777;
-            // like chmod(2): setgid is dropped for a group the caller lacks
-            if !cred.is_root() && !cred.in_group(chown_gid.unwrap_or(own.gid)) {
-                mode &= !0o2000;
-            }
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_status)?;
+            sys::chmod_fd(&f, mode & 0o7777).map_err(io_status)?;
         }
-        let m = fs::symlink_metadata(&p).map_err(io_status)?;
-        self.remember(*id, p, &m);
-        Ok(self.attr(&m))
+        let st = sys::fstat(&f).map_err(io_status)?;
+        self.remember(o.id, o.rel, &st);
+        Ok(self.attr(&st))
     }
 
     async fn write(
@@ -1002,31 +1098,23 @@ impl NfsFileSystem for RootFs {
         stable: stable_how,
     ) -> Result<(fattr3, stable_how), nfsstat3> {
         let who = self.who();
-        let (p, m) = self.resolve(id, &who)?;
-        let place = self.writable(&p)?;
-        if m.is_dir() {
+        let o = self.resolve(id, &who)?;
+        Self::writable(&o.place)?;
+        if o.st.is_dir() {
             return Err(nfsstat3::NFS3ERR_ISDIR);
         }
-        if !m.is_file() {
+        if !o.st.is_file() {
             return Err(nfsstat3::NFS3ERR_INVAL);
         }
-        let cred = self.cred(&who, &place);
-        // the owner may write a file it opened before making it read-only
-        if !(perm::allowed(owner(&m), &cred, perm::W) || cred.uid == m.uid()) {
-            return Err(nfsstat3::NFS3ERR_ACCES);
-        }
-        let f = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&p)
-            .map_err(io_status)?;
+        let cred = self.act_for(&who, &o.place)?;
+        let f = self.open_for_write(o.id, &o.rel, o.st.uid, &cred)?;
         f.write_all_at(data, offset).map_err(io_status)?;
         if stable != stable_how::UNSTABLE {
             f.sync_data().map_err(io_status)?;
         }
-        let m = f.metadata().map_err(io_status)?;
-        self.remember(*id, p, &m);
-        Ok((self.attr(&m), stable))
+        let st = sys::fstat(&f).map_err(io_status)?;
+        self.remember(o.id, o.rel, &st);
+        Ok((self.attr(&st), stable))
     }
 
     async fn create(
@@ -1036,25 +1124,31 @@ impl NfsFileSystem for RootFs {
         attr: sattr3,
     ) -> Result<(Fh, fattr3), nfsstat3> {
         let who = self.who();
-        let (d, dm, cred) = self.changeable_dir(dirid, &who)?;
-        let p = d.join(new_name(filename)?);
+        let (d, dir, _) = self.changeable_dir(dirid, &who)?;
+        let name = new_name(filename)?;
         let mode = opt(&attr.mode).map_or(0o644, |m| m & 0o7777);
-        let existed = fs::symlink_metadata(&p).is_ok();
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&p)
-            .map_err(io_status)?;
-        self.stale(&[dirid]);
-        if !existed {
-            self.adopt(&p, &dm, &cred)?;
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_status)?;
+        match sys::open_at(
+            &*dir,
+            name,
+            libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL,
+            mode,
+        ) {
+            // the process umask applied: set the mode asked for
+            Ok(f) => sys::chmod_fd(&f, mode).map_err(io_status)?,
+            // UNCHECKED: an existing file is fine (GUARDED was refused
+            // before we were called), anything else is not
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let st = sys::stat_at(&*dir, name).map_err(io_status)?;
+                if !st.is_file() {
+                    return Err(nfsstat3::NFS3ERR_EXIST);
+                }
+            }
+            Err(e) => return Err(status(&e)),
         }
-        let (fh, _) = self.entry_at(p)?;
+        self.stale(&[d.id]);
+        let (fh, _) = self.entry(&d, &dir, name)?;
         let rest = sattr3 {
-            mode: Default::default(),
+            mode: Nfs3Option::None,
             ..attr
         };
         let a = self.setattr(&fh, rest).await?;
@@ -1068,85 +1162,73 @@ impl NfsFileSystem for RootFs {
         verf: createverf3,
     ) -> Result<Fh, nfsstat3> {
         let who = self.who();
-        let (d, dm, cred) = self.changeable_dir(dirid, &who)?;
-        let p = d.join(new_name(filename)?);
+        let (d, dir, _) = self.changeable_dir(dirid, &who)?;
+        let name = new_name(filename)?;
         // RFC 1813 §3.3.8: the verifier is kept in the times (as knfsd does)
         // so that a retransmitted EXCLUSIVE CREATE succeeds again
         let (a, b) = verf.0.split_at(4);
         let atime = u32::from_be_bytes(a.try_into().unwrap_or_default());
         let mtime = u32::from_be_bytes(b.try_into().unwrap_or_default());
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&p)
-        {
-            Ok(_) => {
-                self.stale(&[dirid]);
-                self.adopt(&p, &dm, &cred)?;
-                set_times(
-                    &p,
-                    &set_atime::SET_TO_CLIENT_TIME(nfstime3 {
-                        seconds: atime,
-                        nseconds: 0,
-                    }),
-                    &set_mtime::SET_TO_CLIENT_TIME(nfstime3 {
-                        seconds: mtime,
-                        nseconds: 0,
-                    }),
-                )?;
+        match sys::open_at(
+            &*dir,
+            name,
+            libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        ) {
+            Ok(f) => {
+                let t = |s: u32| libc::timespec {
+                    tv_sec: libc::time_t::from(s),
+                    tv_nsec: 0,
+                };
+                sys::utimens_fd(&f, &[t(atime), t(mtime)]).map_err(io_status)?;
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let m = fs::symlink_metadata(&p).map_err(io_status)?;
-                let same = u32::try_from(m.atime()).ok() == Some(atime)
-                    && u32::try_from(m.mtime()).ok() == Some(mtime);
-                if !same {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let st = sys::stat_at(&*dir, name).map_err(io_status)?;
+                let same = u32::try_from(st.atime.0).ok() == Some(atime)
+                    && u32::try_from(st.mtime.0).ok() == Some(mtime);
+                if !same || !st.is_file() {
                     return Err(nfsstat3::NFS3ERR_EXIST);
                 }
             }
             Err(e) => return Err(status(&e)),
         }
-        self.entry_at(p).map(|(fh, _)| fh)
+        self.stale(&[d.id]);
+        self.entry(&d, &dir, name).map(|(fh, _)| fh)
     }
 
     async fn mkdir(&self, dirid: &Fh, dirname: &filename3<'_>) -> Result<(Fh, fattr3), nfsstat3> {
         let who = self.who();
-        let (d, dm, cred) = self.changeable_dir(dirid, &who)?;
-        let p = d.join(new_name(dirname)?);
-        fs::create_dir(&p).map_err(io_status)?;
-        self.stale(&[dirid]);
-        self.adopt(&p, &dm, &cred)?;
-        // a setgid parent passes setgid on to new directories
-        let mode = if dm.mode() & 0o2000 != 0 {
-            0o2755
-        } else {
-            0o755
-        };
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_status)?;
-        self.entry_at(p)
+        let (d, dir, _) = self.changeable_dir(dirid, &who)?;
+        let name = new_name(dirname)?;
+        sys::mkdir_at(&*dir, name, 0o755).map_err(io_status)?;
+        self.stale(&[d.id]);
+        // the process umask applied; the kernel passed a setgid parent's
+        // setgid bit on, which stays
+        let made =
+            sys::open_at(&*dir, name, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(io_status)?;
+        let st = sys::fstat(&made).map_err(io_status)?;
+        sys::chmod_fd(&made, 0o755 | (st.perm() & 0o2000)).map_err(io_status)?;
+        let (fh, st) = self.entry(&d, &dir, name)?;
+        Ok((fh, self.attr(&st)))
     }
 
     async fn remove(&self, dirid: &Fh, filename: &filename3<'_>) -> Result<(), nfsstat3> {
         let who = self.who();
-        let (d, dm, cred) = self.changeable_dir(dirid, &who)?;
-        let p = d.join(new_name(filename)?);
-        let m = fs::symlink_metadata(&p).map_err(io_status)?;
-        if !perm::may_unlink(owner(&dm), owner(&m), &cred) {
+        let (d, dir, _) = self.changeable_dir(dirid, &who)?;
+        let name = new_name(filename)?;
+        let rel = d.rel.join(name);
+        if self.layout.holds_areas(d.id.zone, &rel) {
             return Err(nfsstat3::NFS3ERR_ACCES);
         }
-        if m.is_dir() {
-            fs::remove_dir(&p).map_err(io_status)?;
+        let st = sys::stat_at(&*dir, name).map_err(io_status)?;
+        sys::unlink_at(&*dir, name, st.is_dir()).map_err(io_status)?;
+        let id = Id::of(d.id.zone, &st);
+        if st.is_dir() || st.nlink <= 1 {
+            self.forget(id);
         } else {
-            fs::remove_file(&p).map_err(io_status)?;
+            self.stale(&[id]);
         }
-        self.forget_open(&Fh::of(&m));
-        self.stale(&[dirid, &Fh::of(&m)]);
-        if m.nlink() <= 1 || m.is_dir() {
-            self.index
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&Fh::of(&m));
-        }
+        self.stale(&[d.id]);
         Ok(())
     }
 
@@ -1158,32 +1240,35 @@ impl NfsFileSystem for RootFs {
         to_filename: &filename3<'a>,
     ) -> Result<(), nfsstat3> {
         let who = self.who();
-        let (fd, fdm, cred) = self.changeable_dir(from_dirid, &who)?;
-        let (td, tdm, _) = self.changeable_dir(to_dirid, &who)?;
-        if self.place(&fd) != self.place(&td) {
+        let (fd, fdir, _) = self.changeable_dir(from_dirid, &who)?;
+        let (td, tdir, _) = self.changeable_dir(to_dirid, &who)?;
+        if fd.place != td.place || fd.id.zone != td.id.zone {
             return Err(nfsstat3::NFS3ERR_XDEV);
         }
-        let from = fd.join(new_name(from_filename)?);
-        let to = td.join(new_name(to_filename)?);
-        let m = fs::symlink_metadata(&from).map_err(io_status)?;
-        if !perm::may_unlink(owner(&fdm), owner(&m), &cred) {
+        let (from_name, to_name) = (new_name(from_filename)?, new_name(to_filename)?);
+        let (from, to) = (fd.rel.join(from_name), td.rel.join(to_name));
+        if self.layout.holds_areas(fd.id.zone, &from) || self.layout.holds_areas(td.id.zone, &to) {
             return Err(nfsstat3::NFS3ERR_ACCES);
         }
-        if let Ok(old) = fs::symlink_metadata(&to) {
-            if !perm::may_unlink(owner(&tdm), owner(&old), &cred) {
-                return Err(nfsstat3::NFS3ERR_ACCES);
+        self.act_for(&who, &fd.place)?;
+        let moved = sys::stat_at(&*fdir, from_name).map_err(io_status)?;
+        let replaced = sys::stat_at(&*tdir, to_name).ok();
+        sys::rename_at(&*fdir, from_name, &*tdir, to_name).map_err(io_status)?;
+        // the object renamed over is gone from here (or from everywhere)
+        if let Some(old) = replaced {
+            let old_id = Id::of(td.id.zone, &old);
+            if old_id != Id::of(fd.id.zone, &moved) {
+                self.forget(old_id);
             }
-            self.forget_open(&Fh::of(&old));
         }
-        if m.is_dir() && to.starts_with(&from) {
-            return Err(nfsstat3::NFS3ERR_INVAL);
-        }
-        fs::rename(&from, &to).map_err(io_status)?;
         // every remembered path under the old name moves with it
         let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-        for n in index.values_mut() {
-            if let Ok(rest) = n.path.strip_prefix(&from) {
-                n.path = if rest.as_os_str().is_empty() {
+        for (id, n) in index.iter_mut() {
+            if id.zone != fd.id.zone {
+                continue;
+            }
+            if let Ok(rest) = n.rel.strip_prefix(&from) {
+                n.rel = if rest.as_os_str().is_empty() {
                     to.clone()
                 } else {
                     to.join(rest)
@@ -1191,8 +1276,8 @@ impl NfsFileSystem for RootFs {
                 n.seen = None;
             }
         }
-        for dir in [from_dirid, to_dirid] {
-            if let Some(n) = index.get_mut(dir) {
+        for dir in [fd.id, td.id] {
+            if let Some(n) = index.get_mut(&dir) {
                 n.seen = None;
             }
         }
@@ -1207,25 +1292,28 @@ impl NfsFileSystem for RootFs {
         _attr: &sattr3,
     ) -> Result<(Fh, fattr3), nfsstat3> {
         let who = self.who();
-        let (d, dm, cred) = self.changeable_dir(dirid, &who)?;
-        let p = d.join(new_name(linkname)?);
+        let (d, dir, _) = self.changeable_dir(dirid, &who)?;
+        let name = new_name(linkname)?;
         let target: &[u8] = &symlink.0;
         if target.is_empty() || target.contains(&0) || target.len() > 4096 {
             return Err(nfsstat3::NFS3ERR_INVAL);
         }
-        std::os::unix::fs::symlink(OsStr::from_bytes(target), &p).map_err(io_status)?;
-        self.stale(&[dirid]);
-        self.adopt(&p, &dm, &cred)?;
-        self.entry_at(p)
+        sys::symlink_at(target, &*dir, name).map_err(io_status)?;
+        self.stale(&[d.id]);
+        let (fh, st) = self.entry(&d, &dir, name)?;
+        Ok((fh, self.attr(&st)))
     }
 
     async fn commit(&self, id: &Fh, _offset: u64, _count: u32) -> Result<(), nfsstat3> {
         let who = self.who();
-        let (p, m) = self.resolve(id, &who)?;
-        self.writable(&p)?;
-        if !m.is_file() {
+        let o = self.resolve(id, &who)?;
+        Self::writable(&o.place)?;
+        if !o.st.is_file() {
             return Ok(());
         }
-        File::open(&p).and_then(|f| f.sync_all()).map_err(io_status)
+        // flushing what the caller wrote needs no access of its own
+        act(&Ident::server())?;
+        let (f, _) = self.open_obj(o.id, &o.rel, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        f.sync_all().map_err(io_status)
     }
 }

@@ -3,8 +3,12 @@
 //! asks first. It runs on its own small multi-threaded runtime so bulk reads
 //! never delay a DHCP answer.
 
+mod creds;
 pub mod fs;
+mod handle;
 pub mod perm;
+pub mod policy;
+mod sys;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;

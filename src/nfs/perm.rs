@@ -1,9 +1,8 @@
-//! Who may do what: POSIX mode checks for NFS callers (pure, no I/O).
-//!
-//! The kernel does not check anything for us — the server runs with the
-//! privileges it needs to serve every client — so each NFS operation checks
-//! the caller's (possibly squashed) AUTH_UNIX credential against the mode,
-//! owner and group of the objects it touches, like knfsd does.
+//! POSIX mode checks for NFS callers (pure, no I/O): the answers to ACCESS
+//! (RFC 1813 §3.3.4), and the one exception knfsd makes on top of the
+//! kernel's own checks (a file that may be executed may be read, to page it
+//! in). Every other check is the kernel's: the door acts as the caller
+//! (`creds.rs`).
 
 use nfs3_server::nfs3_types::nfs3::{
     ACCESS3_DELETE, ACCESS3_EXECUTE, ACCESS3_EXTEND, ACCESS3_LOOKUP, ACCESS3_MODIFY, ACCESS3_READ,
@@ -86,15 +85,6 @@ pub fn may_read_file(obj: Owner, cred: &Cred) -> bool {
     allowed(obj, cred, R) || (!obj.is_dir && allowed(obj, cred, X))
 }
 
-/// Removing or renaming an entry of a sticky directory (`/tmp`) needs the
-/// caller to own the entry or the directory.
-pub fn may_unlink(dir: Owner, entry: Owner, cred: &Cred) -> bool {
-    if !allowed(dir, cred, W | X) {
-        return false;
-    }
-    dir.mode & 0o1000 == 0 || cred.is_root() || cred.uid == entry.uid || cred.uid == dir.uid
-}
-
 /// The ACCESS3 bits (RFC 1813 §3.3.4) out of `requested` that `cred` holds;
 /// modifying bits only where the object is writable at all.
 pub fn access3(obj: Owner, cred: &Cred, writable: bool, requested: u32) -> u32 {
@@ -175,26 +165,6 @@ mod tests {
         };
         assert!(!allowed(f, &user(7, 7), R));
         assert!(allowed(f, &user(8, 7), R));
-    }
-
-    #[test]
-    fn sticky_directories_protect_other_users_files() {
-        let tmp = Owner {
-            uid: 0,
-            gid: 0,
-            mode: 0o1777,
-            is_dir: true,
-        };
-        let theirs = Owner {
-            uid: 1001,
-            gid: 1001,
-            mode: 0o644,
-            is_dir: false,
-        };
-        assert!(!may_unlink(tmp, theirs, &user(1000, 1000)));
-        assert!(may_unlink(tmp, theirs, &user(1001, 1001)));
-        let open = Owner { mode: 0o777, ..tmp };
-        assert!(may_unlink(open, theirs, &user(1000, 1000)));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct NFSTcpListener<T: NfsFileSystem + 'static> {
     transaction_tracker: Arc<TransactionTracker>,
     file_handle_converter: crate::vfs::handle::FileHandleConverter,
     stop_notify: Arc<tokio::sync::Notify>,
+    limits: ConnectionLimits,
+    slots: Arc<std::sync::Mutex<Slots>>,
 }
 
 impl<T: NfsFileSystem + 'static> Drop for NFSTcpListener<T> {
@@ -70,7 +72,13 @@ where
     let mut input = RecordReader::default();
     let mut output = ReplyQueue::default();
     loop {
-        while let Some(record) = input.next_record()? {
+        // pxe-sidecar patch (PATCHES.md #8): no call is run while the
+        // replies already queued exceed the bound, so pipelined READs that
+        // arrived in one batch cannot queue a MiB each without limit.
+        while output.queued < MAX_QUEUED_REPLIES {
+            let Some(record) = input.next_record()? else {
+                break;
+            };
             match handle_call(context.clone(), CompleteRpcMessage::from_record(record)).await {
                 Ok(HandleResult::Reply(reply)) => output.push(reply),
                 Ok(HandleResult::NoReply) => {}
@@ -97,8 +105,74 @@ where
     }
 }
 
-/// Reply bytes a connection may have queued before it stops reading calls.
-const MAX_QUEUED_REPLIES: usize = 8 * 1024 * 1024;
+/// Reply bytes a connection may have queued before it stops running and
+/// reading calls (one more READ reply, 1 MiB, may follow the last one run).
+const MAX_QUEUED_REPLIES: usize = 4 * 1024 * 1024;
+
+/// Connections at once, from one client address and in total (PATCHES.md #8).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub per_client: usize,
+    pub total: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            per_client: 8,
+            total: 64,
+        }
+    }
+}
+
+/// Open connections, by client address; a slot is freed when its guard drops.
+#[derive(Default)]
+struct Slots {
+    by_ip: std::collections::HashMap<IpAddr, usize>,
+    total: usize,
+    /// When a refusal was last logged (one line per 10 s at most).
+    logged: Option<std::time::Instant>,
+}
+
+struct Slot {
+    slots: Arc<std::sync::Mutex<Slots>>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut s = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.total -= 1;
+        if let Some(n) = s.by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                s.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Takes a connection slot for `ip`, or says which limit refused it.
+fn take_slot(
+    slots: &Arc<std::sync::Mutex<Slots>>,
+    limits: ConnectionLimits,
+    ip: IpAddr,
+) -> Result<Slot, &'static str> {
+    let mut s = slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if s.total >= limits.total {
+        return Err("total");
+    }
+    let n = s.by_ip.entry(ip).or_insert(0);
+    if *n >= limits.per_client {
+        return Err("per-client");
+    }
+    *n += 1;
+    s.total += 1;
+    Ok(Slot {
+        slots: slots.clone(),
+        ip,
+    })
+}
 
 /// RPC record marking (RFC 5531 §11): fragments of up to 2^31-1 bytes, the
 /// last one flagged; records are reassembled here, bounded by `MAX_RECORD`.
@@ -340,6 +414,8 @@ impl<T: NfsFileSystem + 'static> NFSTcpListener<T> {
             transaction_tracker: Self::new_transaction_tracker(),
             stop_notify: Arc::new(tokio::sync::Notify::new()),
             file_handle_converter,
+            limits: ConnectionLimits::default(),
+            slots: Arc::default(),
         })
     }
 
@@ -353,6 +429,11 @@ impl<T: NfsFileSystem + 'static> NFSTcpListener<T> {
             MAX_ACTIVE_TRANSACTIONS,
             TRANSACTION_TRIM_THRESHOLD,
         ))
+    }
+
+    /// Sets how many connections are served at once (PATCHES.md #8).
+    pub fn with_connection_limits(&mut self, limits: ConnectionLimits) {
+        self.limits = limits;
     }
 
     /// Sets an optional NFS export name.
@@ -417,6 +498,22 @@ impl<T: NfsFileSystem + 'static> NFSTcp for NFSTcpListener<T> {
                     continue;
                 }
             };
+            let slot = match take_slot(&self.slots, self.limits, peer.ip()) {
+                Ok(slot) => slot,
+                Err(which) => {
+                    let mut s = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let now = std::time::Instant::now();
+                    if s.logged.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+                        s.logged = Some(now);
+                        tracing::warn!(
+                            "NFS connection from {peer} refused: {which} connection limit reached ({} per client, {} in total)",
+                            self.limits.per_client, self.limits.total
+                        );
+                    }
+                    drop(socket);
+                    continue;
+                }
+            };
             let context = RPCContext {
                 local_port: self.port,
                 // pxe-sidecar patch: the address accept() returned; asking
@@ -432,6 +529,7 @@ impl<T: NfsFileSystem + 'static> NFSTcp for NFSTcpListener<T> {
             info!("Accepting connection from {}", context.client_addr);
             debug!("Accepting socket {:?} {:?}", socket, context);
             tokio::spawn(async move {
+                let _slot = slot;
                 let _ = socket.set_nodelay(true);
                 let _ = process_socket(socket, context).await;
             });
