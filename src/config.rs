@@ -127,6 +127,10 @@ pub struct RawProxy {
     /// Tell a PXE client we just answered that there is no IPv6 router, when
     /// none answers its router solicitation (src/ndp.rs): iPXE waits ~15 s otherwise.
     pub router_hint: bool,
+    /// DHCP relay agents whose relayed requests we answer (their address on
+    /// the clients' subnet, as they put it in `giaddr`; `/len` gives that
+    /// subnet, default /24). Empty: relayed requests are ignored.
+    pub relays: Vec<String>,
 }
 
 impl Default for RawProxy {
@@ -135,6 +139,7 @@ impl Default for RawProxy {
             allow: Vec::new(),
             unknown_arch: None,
             router_hint: true,
+            relays: Vec::new(),
         }
     }
 }
@@ -299,6 +304,37 @@ pub enum Squash {
     None,
 }
 
+/// A DHCP relay agent we answer: its `giaddr` and the subnet behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Relay {
+    fn parse(s: &str) -> Option<Relay> {
+        let (ip, len) = s.trim().split_once('/').unwrap_or((s.trim(), "24"));
+        let prefix: u8 = len.parse().ok().filter(|l| *l <= 32)?;
+        let addr: Ipv4Addr = ip.parse().ok()?;
+        (!addr.is_unspecified() && !addr.is_broadcast()).then_some(Relay { addr, prefix })
+    }
+
+    /// Whether `ip` is on the subnet behind this relay.
+    pub fn serves(&self, ip: Ipv4Addr) -> bool {
+        in_subnet(ip, self.addr, self.prefix)
+    }
+}
+
+/// Whether `ip` is in `net/prefix`.
+pub fn in_subnet(ip: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix.min(32))
+    };
+    u32::from(ip) & mask == u32::from(net) & mask
+}
+
 /// Which clients may use the NFS door.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NfsAllow {
@@ -312,10 +348,7 @@ impl NfsAllow {
     pub fn admits(&self, ip: Ipv4Addr, booted_via_us: bool) -> bool {
         match *self {
             NfsAllow::Pxe => booted_via_us,
-            NfsAllow::Net(net, len) => {
-                let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-                u32::from(ip) & mask == u32::from(net) & mask
-            }
+            NfsAllow::Net(net, len) => in_subnet(ip, net, len),
         }
     }
 }
@@ -423,6 +456,7 @@ pub struct Config {
 /// What the proxy core reads: everything needed to decide, nothing about sockets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProxyConfig {
+    pub relays: Vec<Relay>,
     pub boot: BootFiles,
     pub allow: Vec<MacPattern>,
     pub unknown_arch: Option<Arch>,
@@ -742,6 +776,20 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "an initrd is set but no kernel",
         ));
     }
+    let relays = raw
+        .proxy
+        .relays
+        .iter()
+        .map(|r| {
+            Relay::parse(r).ok_or_else(|| {
+                invalid(
+                    "proxy.relays",
+                    r,
+                    "expected a relay agent's IPv4 address, optionally with its subnet's prefix length (10.1.0.1 or 10.1.0.1/22)",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Config {
         interface: raw.interface,
         server_ip: raw.server_ip,
@@ -755,6 +803,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             prompt,
             clients,
             router_hint: raw.proxy.router_hint,
+            relays,
         },
         tftp: raw.tftp,
         http: raw.http,
@@ -807,6 +856,17 @@ mod tests {
     fn missing_file_is_an_error() {
         let e = load(Some(Path::new("/nonexistent/x.toml")), &[]).unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.toml"));
+    }
+
+    #[test]
+    fn relays_parse_with_their_subnet() {
+        let c = from_toml("[proxy]\nrelays = [\"10.1.0.1\", \"10.2.0.1/22\"]\n").unwrap();
+        let r = &c.proxy.relays;
+        assert_eq!((r[0].addr, r[0].prefix), (Ipv4Addr::new(10, 1, 0, 1), 24));
+        assert!(r[1].serves(Ipv4Addr::new(10, 2, 3, 200)));
+        assert!(!r[1].serves(Ipv4Addr::new(10, 2, 4, 1)));
+        let e = from_toml("[proxy]\nrelays = [\"10.1.0.1/40\"]\n").unwrap_err();
+        assert!(e.to_string().contains("proxy.relays"), "{e}");
     }
 
     #[test]

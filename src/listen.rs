@@ -52,6 +52,8 @@ pub struct Interface {
     pub index: u32,
     pub mac: Mac,
     pub ipv4: Ipv4Addr,
+    /// Every IPv4 subnet on the interface (address, prefix length).
+    pub subnets: Vec<(Ipv4Addr, u8)>,
 }
 
 /// The interface of the IPv4 default route, from /proc/net/route.
@@ -85,25 +87,29 @@ pub fn lookup(name: &str, want_ip: Option<Ipv4Addr>) -> Result<Interface, Listen
         return Err(ListenError::Down(name.to_string()));
     }
     let mac = i.mac.ok_or_else(|| ListenError::NoMac(name.to_string()))?;
-    let v4: Vec<Ipv4Addr> = i
+    let subnets: Vec<(Ipv4Addr, u8)> = i
         .ips
         .iter()
         .filter_map(|n| match n.ip() {
-            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V4(a) => Some((a, n.prefix())),
             _ => None,
         })
         .collect();
     let ipv4 = match want_ip {
         Some(ip) => ip,
-        None => *v4
-            .first()
-            .ok_or_else(|| ListenError::NoIpv4(name.to_string()))?,
+        None => {
+            subnets
+                .first()
+                .ok_or_else(|| ListenError::NoIpv4(name.to_string()))?
+                .0
+        }
     };
     Ok(Interface {
         name: i.name,
         index: i.index,
         mac: Mac(mac.octets()),
         ipv4,
+        subnets,
     })
 }
 

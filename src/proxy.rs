@@ -168,6 +168,18 @@ pub enum Ignore {
     Encode(String),
     #[error("more than {MAX_PER_WINDOW} requests in {WINDOW_MS} ms from {0}: flood, ignoring")]
     RateLimited(Mac),
+    #[error(
+        "more than {MAX_REPLIES_PER_SECOND} replies in one second from all clients together: flood (rotating MACs?), ignoring"
+    )]
+    Overloaded,
+    #[error(
+        "relayed by {relay}, which is not in [proxy] relays (add it there to boot clients behind it)"
+    )]
+    UnknownRelay { relay: Ipv4Addr, first: bool },
+    #[error(
+        "4011 request from {0}, which is neither on our subnet nor behind a relay in [proxy] relays: no reply sent off the LAN"
+    )]
+    OffLink(Ipv4Addr),
 }
 
 /// Reads a datagram that reached port 67 or 4011.
@@ -307,6 +319,9 @@ const MAX_PER_WINDOW: u32 = 20;
 const WINDOW_MS: u64 = 10_000;
 /// How many clients we remember; the least recently seen is forgotten first.
 const MAX_CLIENTS: usize = 4096;
+/// Replies a second for all clients together: a 10,000-machine power-on
+/// storm spreads over several seconds (firmware retries at 4, 8, 16 s).
+const MAX_REPLIES_PER_SECOND: u32 = 5000;
 
 #[derive(Debug, Clone, Copy)]
 struct Seen {
@@ -320,11 +335,72 @@ struct Seen {
 #[derive(Debug, Default)]
 pub struct Proxy {
     seen: HashMap<Mac, Seen>,
+    /// Our link's subnet (address, prefix length), when the shell knows it:
+    /// 4011 ACKs go only there or behind a configured relay.
+    link: Option<Vec<(Ipv4Addr, u8)>>,
+    /// Replies in the current second, for all clients together.
+    second: (u64, u32),
+    /// Unknown relays already reported (bounded).
+    relays_reported: Vec<Ipv4Addr>,
 }
 
 impl Proxy {
     pub fn new() -> Proxy {
         Proxy::default()
+    }
+
+    /// Sets our link's subnet (the shell reads it off the interface).
+    pub fn set_link(&mut self, link: Option<Vec<(Ipv4Addr, u8)>>) {
+        self.link = link;
+    }
+
+    /// RFC 2131 §4.1 sends a relayed request's answer to `giaddr`: only a
+    /// relay the config names may make us send one off the LAN, and a
+    /// 4011 ACK (sent to the request's source) goes only to our subnet or
+    /// to one behind such a relay.
+    fn check_route(
+        &mut self,
+        cfg: &ProxyConfig,
+        req: &Request,
+        on_4011: bool,
+    ) -> Result<(), Ignore> {
+        let giaddr = req.giaddr;
+        if !giaddr.is_unspecified() && !cfg.relays.iter().any(|r| r.addr == giaddr) {
+            let first = !self.relays_reported.contains(&giaddr);
+            if first && self.relays_reported.len() < 256 {
+                self.relays_reported.push(giaddr);
+            }
+            return Err(Ignore::UnknownRelay {
+                relay: giaddr,
+                first,
+            });
+        }
+        let src = *req.meta.src.ip();
+        if on_4011
+            && let Some(link) = &self.link
+            && !src.is_unspecified()
+            && !link
+                .iter()
+                .any(|&(net, len)| crate::config::in_subnet(src, net, len))
+            && !cfg.relays.iter().any(|r| r.serves(src))
+        {
+            return Err(Ignore::OffLink(src));
+        }
+        Ok(())
+    }
+
+    /// At most [`MAX_REPLIES_PER_SECOND`] replies a second in all: a flood
+    /// from rotating MACs passes the per-MAC limit, not this one.
+    fn count_all(&mut self, now: u64) -> Result<(), Ignore> {
+        let sec = now / 1000;
+        if self.second.0 != sec {
+            self.second = (sec, 0);
+        }
+        self.second.1 += 1;
+        if self.second.1 > MAX_REPLIES_PER_SECOND {
+            return Err(Ignore::Overloaded);
+        }
+        Ok(())
     }
 
     /// Decides what to send. `server` is our IPv4 address on the client's
@@ -369,7 +445,9 @@ impl Proxy {
             }
             (m, _) => return Err(Ignore::Unhandled(m)),
         };
+        self.check_route(cfg, req, on_4011)?;
         self.count(req.mac, now_ms)?;
+        self.count_all(now_ms)?;
         let boot = choose_boot(cfg, req)?;
         let payload = encode(cfg, server, req, reply_msg, &boot)?;
         Ok(Reply {

@@ -232,11 +232,13 @@ pub async fn run(opts: Options) -> Result<()> {
             bail!("the HTTP server stopped")
         });
     }
+    let mut core = Proxy::new();
+    core.set_link(Some(iface.subnets.clone()));
     let server = Arc::new(Server {
         live: RwLock::new(Live { cfg, iface }),
         clients,
         tree,
-        core: Mutex::new(Proxy::new()),
+        core: Mutex::new(core),
         routers: Mutex::new(ndp::Routers::default()),
         started: Instant::now(),
         limiter: Mutex::new(LogLimiter {
@@ -452,8 +454,16 @@ impl Server {
                 | Ignore::TooLarge { .. }
                 | Ignore::UnknownBootItem(_)),
             ) => warn!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac),
-            Err(why @ (Ignore::NotAllowed(_) | Ignore::RuleIgnore(_) | Ignore::RateLimited(_))) => {
+            Err(
+                why @ (Ignore::NotAllowed(_)
+                | Ignore::RuleIgnore(_)
+                | Ignore::RateLimited(_)
+                | Ignore::Overloaded),
+            ) => {
                 info!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac)
+            }
+            Err(why @ (Ignore::UnknownRelay { first: true, .. } | Ignore::OffLink(_))) => {
+                warn!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac)
             }
             Err(why) => debug!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac),
         }
@@ -691,7 +701,16 @@ fn follow_address(server: &Server) {
         let l = server.live.read().unwrap_or_else(|e| e.into_inner());
         (l.iface.name.clone(), l.cfg.server_ip, l.iface.ipv4)
     };
-    match listen::lookup(&name, pinned) {
+    let looked = listen::lookup(&name, pinned);
+    if let Ok(now) = &looked {
+        // the subnet a 4011 ACK may go to follows the interface too
+        server
+            .core
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_link(Some(now.subnets.clone()));
+    }
+    match looked {
         Ok(now) if now.ipv4 != current => {
             info!(interface = %name, "address of {name} changed: {current} -> {}", now.ipv4);
             let l = server.live.read().unwrap_or_else(|e| e.into_inner());

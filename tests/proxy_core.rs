@@ -272,9 +272,106 @@ fn destinations_follow_rfc2131() {
     c.broadcast = true;
     assert_eq!(run(&cfg(""), &c, 67).unwrap().dest, Dest::Broadcast);
     c.giaddr = Ipv4Addr::new(10, 9, 0, 1);
+    // only a relay the config names makes us send off the LAN
+    assert!(matches!(
+        run(&cfg(""), &c, 67),
+        Err(Ignore::UnknownRelay { first: true, .. })
+    ));
+    let relayed = cfg("[proxy]\nrelays = [\"10.9.0.1\"]\n");
     assert!(
-        matches!(run(&cfg(""), &c, 67).unwrap().dest, Dest::Relay(a) if a.to_string() == "10.9.0.1:67")
+        matches!(run(&relayed, &c, 67).unwrap().dest, Dest::Relay(a) if a.to_string() == "10.9.0.1:67")
     );
+}
+
+#[test]
+fn unknown_relays_are_reported_once() {
+    let mut c = Client::pxe(0);
+    c.giaddr = Ipv4Addr::new(10, 9, 0, 1);
+    let req = classify(
+        &c.encode(),
+        Meta {
+            src: c.from(67),
+            dst_port: 67,
+        },
+    )
+    .unwrap();
+    let mut core = Proxy::new();
+    let cfg = cfg("");
+    assert!(matches!(
+        core.decide(&cfg, US, &req, 0),
+        Err(Ignore::UnknownRelay { first: true, .. })
+    ));
+    assert!(matches!(
+        core.decide(&cfg, US, &req, 1),
+        Err(Ignore::UnknownRelay { first: false, .. })
+    ));
+}
+
+#[test]
+fn acks_on_4011_stay_on_the_lan_or_behind_a_named_relay() {
+    let mut c = Client::pxe(7);
+    c.msg = MessageType::Request;
+    let ask = |cfg: &ProxyConfig, ip: Ipv4Addr| {
+        let mut c = c.clone();
+        c.ciaddr = ip;
+        let req = classify(
+            &c.encode(),
+            Meta {
+                src: std::net::SocketAddrV4::new(ip, 4011),
+                dst_port: 4011,
+            },
+        )
+        .unwrap();
+        let mut core = Proxy::new();
+        core.set_link(Some(vec![(Ipv4Addr::new(10, 0, 0, 2), 24)]));
+        core.decide(cfg, US, &req, 0)
+    };
+    let plain = cfg("");
+    assert!(ask(&plain, Ipv4Addr::new(10, 0, 0, 57)).is_ok());
+    assert_eq!(
+        ask(&plain, Ipv4Addr::new(203, 0, 113, 5)),
+        Err(Ignore::OffLink(Ipv4Addr::new(203, 0, 113, 5)))
+    );
+    let relayed = cfg("[proxy]\nrelays = [\"10.9.0.1/24\"]\n");
+    assert!(ask(&relayed, Ipv4Addr::new(10, 9, 0, 77)).is_ok());
+    assert!(ask(&relayed, Ipv4Addr::new(10, 8, 0, 77)).is_err());
+}
+
+#[test]
+fn rotating_macs_meet_a_global_cap() {
+    let cfg = cfg("");
+    let mut core = Proxy::new();
+    let mut answered = 0;
+    for i in 0..6000u32 {
+        let mut c = Client::pxe(0);
+        let b = i.to_be_bytes();
+        c.mac = [2, 0xaa, b[0], b[1], b[2], b[3]];
+        let req = classify(
+            &c.encode(),
+            Meta {
+                src: c.from(68),
+                dst_port: 67,
+            },
+        )
+        .unwrap();
+        match core.decide(&cfg, US, &req, 5_000) {
+            Ok(_) => answered += 1,
+            Err(Ignore::Overloaded) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(answered, 5000);
+    // the next second starts afresh
+    let c = Client::pxe(0);
+    let req = classify(
+        &c.encode(),
+        Meta {
+            src: c.from(68),
+            dst_port: 67,
+        },
+    )
+    .unwrap();
+    assert!(core.decide(&cfg, US, &req, 6_000).is_ok());
 }
 
 #[test]
