@@ -10,6 +10,7 @@ use dhcproto::{Encodable, Encoder};
 
 pub mod guest;
 pub mod netns;
+pub mod nfs;
 pub mod pxeclient;
 
 #[derive(Clone)]

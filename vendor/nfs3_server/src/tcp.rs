@@ -505,7 +505,10 @@ impl<T: NfsFileSystem + 'static> NFSTcp for NFSTcpListener<T> {
                     let now = std::time::Instant::now();
                     if s.logged.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
                         s.logged = Some(now);
+                        // the embedding server's target: its log keeps
+                        // this crate's routine error lines off
                         tracing::warn!(
+                            target: "pxe_sidecar::nfs",
                             "NFS connection from {peer} refused: {which} connection limit reached ({} per client, {} in total)",
                             self.limits.per_client, self.limits.total
                         );
