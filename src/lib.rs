@@ -13,6 +13,7 @@ pub mod mac;
 pub mod ndp;
 pub mod nfs;
 pub mod portmap;
+pub mod privs;
 pub mod probe;
 pub mod proxy;
 pub mod pxe;

@@ -11,7 +11,7 @@ use pxe_sidecar::config::{self, Config, LogFormat};
 use std::sync::Arc;
 
 use pxe_sidecar::timeline::{self, Timeline, TimelineLayer};
-use pxe_sidecar::{check, probe, replay, rootfs, serve, status};
+use pxe_sidecar::{check, privs, probe, replay, rootfs, serve, status};
 
 #[derive(Parser)]
 #[command(
@@ -156,7 +156,14 @@ fn init_logs(
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,nfs3_server=off"));
     // Colours only on a terminal: a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    // The writer thread is started from a helper thread without
+    // capabilities, so that it inherits none (src/privs.rs).
+    let (writer, guard) = std::thread::spawn(|| {
+        let _ = privs::keep_on_thread(&[]);
+        tracing_appender::non_blocking(std::io::stdout())
+    })
+    .join()
+    .unwrap_or_else(|_| tracing_appender::non_blocking(std::io::stdout()));
     let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(ansi)
@@ -209,7 +216,26 @@ fn run(cli: Cli) -> Result<()> {
                 timeline: Timeline::new(),
             };
             let cfg = opts.load()?;
+            // Before the first thread starts, so that every thread inherits it.
+            // SAFETY: geteuid has no preconditions.
+            let kept = if unsafe { libc::geteuid() } == 0 {
+                let mut caps = privs::SOCKETS.to_vec();
+                if cfg.nfs.enabled {
+                    caps.extend_from_slice(privs::NFS);
+                }
+                privs::limit_process(&caps)
+                    .context("limiting the capabilities of `serve` (running as root)")?;
+                Some(privs::permitted().unwrap_or(0))
+            } else {
+                None
+            };
             let _logs = init_logs(cfg.log_format, opts.timeline.clone());
+            if let Some(kept) = kept {
+                tracing::info!(
+                    "running as root with only {} (and a bounding set to match)",
+                    privs::names(kept)
+                );
+            }
             // One thread drives every socket, as dnsmasq's poll loop does: no
             // cross-thread wakeup between a DISCOVER and its offer. TFTP has
             // its own thread; file reads for HTTP use tokio's blocking pool.

@@ -20,7 +20,7 @@ use crate::listen::{self, Interface, RawSocket};
 use crate::mac::Mac;
 use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, Dest, Ignore, Meta, PXE_PORT, Proxy};
 use crate::{http, tftp};
-use crate::{ndp, nfs};
+use crate::{ndp, nfs, privs};
 
 /// How `serve` was started: the config file and the CLI overrides, kept so
 /// SIGHUP can load the same layers again.
@@ -142,12 +142,16 @@ pub async fn run(opts: Options) -> Result<()> {
     let tree = Arc::new(RwLock::new(Tree::new(&cfg, Some(iface.ipv4))));
     let clients = Clients::default();
     let nfs_stopped = nfs::start(&cfg.nfs, iface.ipv4, clients.clone())?;
-    // SAFETY: getuid has no preconditions.
-    if nfs_stopped.is_some() && unsafe { libc::getuid() } == 0 {
-        // the NFS door opens, creates and chowns files for every client with
-        // that client's permissions checked by us: it needs root's file powers
+    if nfs_stopped.is_some() {
+        // The NFS door's threads act as each caller (setfsuid) and keep the
+        // file powers root callers need (src/privs.rs); a change of uid
+        // would take them from every thread. This thread, which drives
+        // DHCP, TFTP and HTTP, needs no capability once its sockets are
+        // open, nor do the threads it starts from here on.
+        privs::keep_on_thread(&[])
+            .context("dropping the capabilities of the DHCP/TFTP/HTTP thread")?;
         info!(
-            "staying root for the NFS door (user {:?} not applied; set [nfs] enabled = false to run unprivileged)",
+            "NFS door: its threads act as each client's uid/gid; DHCP/TFTP/HTTP: no capabilities (user {:?} applies with [nfs] enabled = false)",
             cfg.user
         );
     } else {
@@ -319,11 +323,13 @@ fn bind_4011(iface: &Interface) -> Result<UdpSocket> {
     Ok(UdpSocket::from_std(std)?)
 }
 
-/// Runs as an unprivileged user once every privileged socket is open.
+/// Runs as an unprivileged user once every privileged socket is open
+/// (started by a service manager as another user: without capabilities).
 fn drop_privileges(cfg: &Config) -> Result<()> {
     // SAFETY: getuid has no preconditions.
     if unsafe { libc::getuid() } != 0 || cfg.user.is_empty() {
-        return Ok(());
+        return privs::keep_on_thread(&[])
+            .context("dropping capabilities once the sockets are open");
     }
     let name = std::ffi::CString::new(cfg.user.as_str())
         .context("config key `user` contains a NUL byte")?;

@@ -150,7 +150,9 @@ fn symlink_swaps_under_held_handles_never_leave_the_export() {
         // 1. rename a symlink over a file whose handle we hold
         let f = create(&mut c, &area, "f").await.unwrap();
         write(&mut c, &f, b"mine").await.unwrap();
-        symlink(&mut c, &area, "s", &format!("{out}/secret")).await.unwrap();
+        symlink(&mut c, &area, "s", &format!("{out}/secret"))
+            .await
+            .unwrap();
         rename(&mut c, &area, "s", "f").await.unwrap();
         assert_eq!(read(&mut c, &f).await, Err(nfsstat3::NFS3ERR_STALE));
         assert!(write(&mut c, &f, b"x").await.is_err());
@@ -163,7 +165,10 @@ fn symlink_swaps_under_held_handles_never_leave_the_export() {
         let d = mkdir(&mut c, &area, "d").await.unwrap();
         rmdir(&mut c, &area, "d").await.unwrap();
         symlink(&mut c, &area, "d", &out).await.unwrap();
-        assert_eq!(create(&mut c, &d, "pwn").await, Err(nfsstat3::NFS3ERR_STALE));
+        assert_eq!(
+            create(&mut c, &d, "pwn").await,
+            Err(nfsstat3::NFS3ERR_STALE)
+        );
         assert!(readdir(&mut c, &d).await.is_err());
         assert!(mkdir(&mut c, &d, "pwndir").await.is_err());
 
@@ -194,7 +199,9 @@ fn symlink_swaps_under_held_handles_never_leave_the_export() {
     assert!(!outside.join("pwn").exists() && !outside.join("pwndir").exists());
     assert!(!outside.join("inside").exists());
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(outside.join("secret")).unwrap().permissions(),
+        &std::fs::metadata(outside.join("secret"))
+            .unwrap()
+            .permissions(),
     );
     assert_eq!(mode & 0o7777, 0o600);
     assert_eq!(
@@ -234,7 +241,10 @@ fn forged_handles_are_stale_without_a_rebuild() {
             };
             let got = getattr(&mut c, &fh).await;
             assert!(
-                matches!(got, Err(nfsstat3::NFS3ERR_STALE | nfsstat3::NFS3ERR_BADHANDLE)),
+                matches!(
+                    got,
+                    Err(nfsstat3::NFS3ERR_STALE | nfsstat3::NFS3ERR_BADHANDLE)
+                ),
                 "{got:?}"
             );
         }
@@ -359,7 +369,11 @@ fn a_forged_chaddr_takes_neither_mount_rights_nor_an_area() {
         let s = std::net::UdpSocket::bind("0.0.0.0:4011").unwrap();
         s.send_to(&c.encode(), (SRV, 4011)).unwrap();
     });
-    wait_for_log(&log, "but the LAN shows 02:00:00:00:00:0c", Duration::from_secs(5));
+    wait_for_log(
+        &log,
+        "but the LAN shows 02:00:00:00:00:0c",
+        Duration::from_secs(5),
+    );
     let e = export.clone();
     let refused = client(&lan, "mallory", async move || {
         Nfs3ConnectionBuilder::new(TokioConnector, SRV, e)
@@ -460,3 +474,55 @@ fn a_dhcp_flood_does_not_unlearn_booted_clients() {
     });
 }
 
+/// `CapPrm` and `CapBnd` of every thread of a process, by thread name.
+fn thread_caps(pid: i32) -> Vec<(String, u64, u64)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .unwrap_or(u64::MAX)
+        };
+        let name = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Name:"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        out.push((name, field("CapPrm:"), field("CapBnd:")));
+    }
+    out
+}
+
+#[test]
+fn only_the_nfs_threads_keep_file_powers_and_no_thread_keeps_more() {
+    if !root_or_skip("only_the_nfs_threads_keep_file_powers_and_no_thread_keeps_more") {
+        return;
+    }
+    let s = setup(false, "allow = [\"10.78.0.0/24\"]");
+    let export = s.root.display().to_string();
+    client(&s.lan, "alice", async move || {
+        let mut c = mount(&export, 1000, 1000).await;
+        lookup(&mut c, "etc/hostname").await.unwrap();
+    });
+    // capability numbers: CHOWN 0, DAC_OVERRIDE 1, DAC_READ_SEARCH 2,
+    // FOWNER 3, FSETID 4, SETGID 6, SETUID 7, NET_BIND_SERVICE 10,
+    // NET_ADMIN 12, NET_RAW 13
+    let nfs: u64 = 0b1101_1111;
+    let all = nfs | 1 << 10 | 1 << 12 | 1 << 13;
+    let threads = thread_caps(s.lan.pid("pxe-sidecar"));
+    assert!(threads.iter().any(|(n, ..)| n == "nfs"), "{threads:?}");
+    for (name, prm, bnd) in &threads {
+        assert_eq!(*bnd, all, "{name}: bounding set {bnd:#x}");
+        let want = if name == "nfs" { nfs } else { 0 };
+        assert_eq!(*prm, want, "{name}: permitted {prm:#x}, expected {want:#x}");
+    }
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(log.contains("DHCP/TFTP/HTTP: no capabilities"), "{log}");
+}

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::clients::Clients;
 use crate::config::NfsConfig;
-use crate::portmap;
+use crate::{portmap, privs};
 
 /// The file-handle generation, kept in the state dir so that handles stay
 /// valid across restarts (a client that mounted before keeps working). A
@@ -79,6 +79,12 @@ pub fn start(
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("nfs")
+                // the workers serve clients: no network powers (src/privs.rs)
+                .on_thread_start(|| {
+                    if let Err(e) = privs::keep_on_thread(privs::NFS) {
+                        warn!("NFS worker keeps its capabilities: {e}");
+                    }
+                })
                 .enable_all()
                 .build()
             {
@@ -113,6 +119,11 @@ pub fn start(
                         return Ok(());
                     }
                 };
+                // the ports are bound: this thread (the accept loop) needs
+                // no more than the workers
+                if let Err(e) = privs::keep_on_thread(privs::NFS) {
+                    warn!("NFS accept thread keeps its capabilities: {e}");
+                }
                 let _ = bound_tx.send(Ok(pmap.is_some()));
                 if let Some((udp, tcp)) = pmap {
                     tokio::spawn(portmap::serve(

@@ -14,7 +14,8 @@ use nfs3_client::tokio::{TokioConnector, TokioIo};
 
 use super::netns::{Lan, start_server, wait_for_log};
 
-pub const SERVER: (&str, &str, Option<&str>) = ("server", "02:00:00:00:00:02", Some("10.78.0.2/24"));
+pub const SERVER: (&str, &str, Option<&str>) =
+    ("server", "02:00:00:00:00:02", Some("10.78.0.2/24"));
 pub const ALICE: (&str, &str, Option<&str>) = ("alice", "02:00:00:00:00:0a", Some("10.78.0.10/24"));
 pub const BOB: (&str, &str, Option<&str>) = ("bob", "02:00:00:00:00:0b", Some("10.78.0.11/24"));
 pub const SRV: &str = "10.78.0.2";
@@ -259,4 +260,3 @@ pub async fn readdirplus_all(c: &mut Conn, dir: &nfs_fh3) -> Vec<String> {
         assert!(names.len() <= MANY + 10, "READDIRPLUS does not end");
     }
 }
-
