@@ -144,9 +144,13 @@ fn load(cli: &Cli, overrides: &[(&str, String)]) -> Result<Config> {
 
 /// Logs go to stdout through a writer thread, so a slow terminal or disk
 /// never delays a reply (the guard flushes what is queued at exit).
+/// `writer_caps`: what the log writer thread keeps: nothing, unless the
+/// process changes its uid later (glibc makes every thread change it, and
+/// aborts when one of them may not).
 fn init_logs(
     format: LogFormat,
     timeline: Arc<Timeline>,
+    writer_caps: &'static [privs::Cap],
 ) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -156,10 +160,10 @@ fn init_logs(
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,nfs3_server=off"));
     // Colours only on a terminal: a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    // The writer thread is started from a helper thread without
-    // capabilities, so that it inherits none (src/privs.rs).
-    let (writer, guard) = std::thread::spawn(|| {
-        let _ = privs::keep_on_thread(&[]);
+    // The writer thread is started from a helper thread that keeps only
+    // `writer_caps`, so that it inherits no more (src/privs.rs).
+    let (writer, guard) = std::thread::spawn(move || {
+        let _ = privs::keep_on_thread(writer_caps);
         tracing_appender::non_blocking(std::io::stdout())
     })
     .join()
@@ -220,7 +224,7 @@ fn run(cli: Cli) -> Result<()> {
             // SAFETY: geteuid has no preconditions.
             let kept = if unsafe { libc::geteuid() } == 0 {
                 let mut caps = privs::SOCKETS.to_vec();
-                if cfg.nfs.enabled {
+                if pxe_sidecar::nfs::will_serve(&cfg.nfs) {
                     caps.extend_from_slice(privs::NFS);
                 }
                 privs::limit_process(&caps)
@@ -229,7 +233,15 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 None
             };
-            let _logs = init_logs(cfg.log_format, opts.timeline.clone());
+            let writer_caps: &[privs::Cap] = if kept.is_some()
+                && !pxe_sidecar::nfs::will_serve(&cfg.nfs)
+                && !cfg.user.is_empty()
+            {
+                &[privs::Cap::Setuid, privs::Cap::Setgid]
+            } else {
+                &[]
+            };
+            let _logs = init_logs(cfg.log_format, opts.timeline.clone(), writer_caps);
             if let Some(kept) = kept {
                 tracing::info!(
                     "running as root with only {} (and a bounding set to match)",

@@ -47,6 +47,11 @@ pub fn generation(state_dir: &Path) -> Result<u64> {
     Ok(g)
 }
 
+/// Whether `start` will serve: `[nfs]` on and its root there.
+pub fn will_serve(cfg: &NfsConfig) -> bool {
+    cfg.enabled && cfg.root.is_dir()
+}
+
 /// Starts NFS (and the portmapper) on `ip`; `None` when `[nfs]` is off or
 /// its root does not exist yet (said in the log). The receiver reports the
 /// end of the server thread.
@@ -58,7 +63,7 @@ pub fn start(
     if !cfg.enabled {
         return Ok(None);
     }
-    if !cfg.root.is_dir() {
+    if !will_serve(cfg) {
         warn!(
             "NFS off: [nfs] root {} does not exist (debootstrap a tree there and run `pxe-sidecar rootfs prepare {}`, or set [nfs] enabled = false)",
             cfg.root.display(),
