@@ -83,3 +83,77 @@ pub fn ndp(data: &[u8]) {
         );
     }
 }
+
+/// The NFS door's own state for fuzzing: a small tree, a runtime.
+struct NfsRig {
+    fs: std::sync::Arc<crate::nfs::fs::RootFs>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// The export name MOUNT calls in the seeds ask for (the tree's real path
+/// varies from run to run).
+const EXPORT: &str = "/srv/fuzz";
+
+fn nfs_rig() -> Option<&'static NfsRig> {
+    static RIG: std::sync::OnceLock<Option<NfsRig>> = std::sync::OnceLock::new();
+    RIG.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("pxe-sidecar-fuzz-nfs-{}", std::process::id()));
+        let root = base.join("root");
+        for d in ["etc", "var/clients/template", "home"] {
+            std::fs::create_dir_all(root.join(d)).ok()?;
+        }
+        std::fs::write(root.join("etc/hostname"), b"fuzz\n").ok()?;
+        let _ = std::os::unix::fs::symlink("../etc/hostname", root.join("home/link"));
+        let cfg = config::NfsConfig {
+            enabled: true,
+            root: root.clone(),
+            port: 2049,
+            portmap: true,
+            state_dir: base.join("state"),
+            writable: vec!["var".into(), "home".into()],
+            allow: vec![config::NfsAllow::Net(std::net::Ipv4Addr::UNSPECIFIED, 0)],
+            root_squash: config::Squash::Writable,
+            names: Vec::new(),
+        };
+        let fs = crate::nfs::fs::RootFs::new(&cfg, crate::clients::Clients::default()).ok()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        Some(NfsRig {
+            fs: std::sync::Arc::new(fs),
+            runtime,
+        })
+    })
+    .as_ref()
+}
+
+/// First byte even: the rest is one TCP connection's bytes to the NFS door
+/// (record marking, RPC, MOUNT and NFSv3 argument decoding, the file
+/// system behind them); odd: one portmapper call.
+pub fn nfs(data: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let peer = std::net::SocketAddr::from(([10, 0, 0, 9], 700));
+    if sel & 1 == 1 {
+        let _ = crate::portmap::answer(&crate::portmap::Map { nfs_port: 2049 }, rest, peer);
+        return;
+    }
+    let Some(rig) = nfs_rig() else {
+        return;
+    };
+    let input = rest.to_vec();
+    rig.runtime.block_on(async {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let serve = nfs3_server::tcp::serve_stream(server, rig.fs.clone(), peer, EXPORT, 1);
+        let talk = async move {
+            let _ = client.write_all(&input).await;
+            let _ = client.shutdown().await;
+            let mut out = Vec::new();
+            let _ = client.read_to_end(&mut out).await;
+        };
+        let _ = tokio::join!(serve, talk);
+    });
+}

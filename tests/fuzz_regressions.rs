@@ -35,3 +35,8 @@ fn capture_crashers() {
 fn ndp_crashers() {
     assert!(each("ndp", fuzzing::ndp) > 0);
 }
+
+#[test]
+fn nfs_crashers() {
+    assert!(each("nfs", fuzzing::nfs) > 0);
+}

@@ -105,6 +105,36 @@ where
     }
 }
 
+/// Serves one connection given as a byte stream, as `handle_forever` serves
+/// an accepted socket (pxe-sidecar patch, PATCHES.md #9): a fuzz target
+/// feeds arbitrary bytes through record marking, RPC and argument decoding
+/// into the file system without a network.
+pub async fn serve_stream<IO, T>(
+    io: IO,
+    fs: Arc<T>,
+    peer: SocketAddr,
+    export_name: &str,
+    generation_number: u64,
+) -> Result<(), anyhow::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    T: NfsFileSystem + 'static,
+{
+    let context = RPCContext {
+        local_port: 2049,
+        client_addr: peer.to_string(),
+        auth: nfs3_types::rpc::auth_unix::default(),
+        vfs: fs,
+        mount_signal: None,
+        export_name: Arc::new(format!("/{}", export_name.trim_matches('/'))),
+        transaction_tracker: NFSTcpListener::<T>::new_transaction_tracker(),
+        file_handle_converter: crate::vfs::handle::FileHandleConverter::with_generation_number(
+            generation_number,
+        ),
+    };
+    process_socket(io, context).await
+}
+
 /// Reply bytes a connection may have queued before it stops running and
 /// reading calls (one more READ reply, 1 MiB, may follow the last one run).
 const MAX_QUEUED_REPLIES: usize = 4 * 1024 * 1024;
