@@ -11,7 +11,7 @@ use pxe_sidecar::proxy::{Meta, Proxy, classify};
 use pxe_sidecar::replay;
 
 fn requests() -> Vec<(String, Vec<u8>, Meta)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps-public");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/public");
     let mut out = Vec::new();
     for (file, frame_no, name) in [
         ("rspxe-intel-bios-dhcp.pcapng", 1, "bios DISCOVER"),

@@ -622,7 +622,7 @@ fn encode(
         o.insert(DhcpOption::TFTPServerName(server.to_string().into_bytes()));
         // Option 43 is for BIOS ROMs (and iPXE) only: EDK2 treats an offer
         // carrying it as "PXE 1.0" and does multicast discovery instead of
-        // asking us on 4011 (DESIGN.md, observed OVMF behaviour).
+        // asking us on 4011 (observed OVMF behaviour; pcaps/qemu-ovmf-uefi-x64.pcap).
         let vendor = match (reply, req.boot_item) {
             (Msg::Ack, Some(item)) => Some(pxe::ack_options(item)),
             (Msg::Offer, _) if !req.arch.is_efi() => {

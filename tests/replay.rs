@@ -1,5 +1,5 @@
 //! Captures in, decisions out: golden files for every capture (ours in
-//! pcaps/, the public set in ../shared/pcaps-public), the catalog's promises
+//! pcaps/, the public set in pcaps/public), the catalog's promises
 //! (no PXE request → no reply), and tshark's reading of the replies we write.
 //! Regenerate goldens with `UPDATE_GOLDENS=1 cargo test --test replay`.
 
@@ -28,7 +28,7 @@ fn configs() -> Vec<(&'static str, Config)> {
 
 fn captures() -> Vec<PathBuf> {
     let mut dirs = vec![root().join("pcaps")];
-    dirs.extend(common::shared_pcaps());
+    dirs.push(common::public_pcaps());
     let mut out = Vec::new();
     for d in dirs {
         for e in std::fs::read_dir(&d).unwrap() {
@@ -88,9 +88,7 @@ fn goldens() {
 /// router's lease) gets none.
 #[test]
 fn catalog_promises() {
-    let Some(dir) = common::shared_pcaps() else {
-        return;
-    };
+    let dir = common::public_pcaps();
     let catalog: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("catalog.json")).unwrap()).unwrap();
     let cfg = config::validate(Default::default()).unwrap();
@@ -144,9 +142,7 @@ fn tshark() -> Option<&'static str> {
 /// Replies written with --write are dissected by tshark as proxy offers/ACKs.
 #[test]
 fn tshark_dissects_our_replies() {
-    let Some(dir) = common::shared_pcaps() else {
-        return;
-    };
+    let dir = common::public_pcaps();
     let Some(tshark) = tshark() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config::validate(Default::default()).unwrap();

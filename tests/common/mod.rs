@@ -118,23 +118,10 @@ pub fn decode(b: &[u8]) -> Message {
     Message::decode(&mut dhcproto::Decoder::new(b)).expect("our reply decodes")
 }
 
-/// ../shared/pcaps-public, which CI must have.
-pub fn shared_pcaps() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps-public");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "CI is set but {} is missing: the public captures must be present",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "note: {} not found; skipping the public capture tests",
-        dir.display()
-    );
-    None
+/// The public captures kept in the repository (pcaps/public, with their
+/// sources and licences).
+pub fn public_pcaps() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pcaps/public")
 }
 
 pub fn in_ci() -> bool {
