@@ -36,6 +36,10 @@ struct Entry {
     /// The MAC as the neighbour table showed it, and when.
     checked: Option<(Option<Mac>, Instant)>,
     mounted: bool,
+    /// Learned at the 4011 step of a client behind a relay the config
+    /// names: its frames carry the router's MAC, so the neighbour table
+    /// cannot show it.
+    relayed: bool,
 }
 
 struct Table {
@@ -151,6 +155,42 @@ impl Clients {
                 seen: Instant::now(),
                 checked: shown.map(|m| (Some(m), Instant::now())),
                 mounted: false,
+                relayed: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// The 4011 REQUEST of a client behind a relay the config names, sent
+    /// from the address it names as its `ciaddr`: the one case where the
+    /// `chaddr` is taken as the machine's MAC without the LAN showing it.
+    /// An address that mounted as another MAC is not rebound.
+    pub fn claim_relayed(&self, ip: Ipv4Addr, mac: Mac) -> Result<(), Mac> {
+        let mut t = self.table();
+        let now = Instant::now();
+        if let Some(e) = t.by_ip.get_mut(&ip) {
+            if e.mounted && e.mac != mac {
+                return Err(e.mac);
+            }
+            e.mac = mac;
+            e.seen = now;
+            e.relayed = true;
+            return Ok(());
+        }
+        if t.by_ip.len() >= MAX {
+            evict(&mut t.by_ip, |e| (!e.mounted).then_some(e.seen));
+            if t.by_ip.len() >= MAX {
+                return Ok(());
+            }
+        }
+        t.by_ip.insert(
+            ip,
+            Entry {
+                mac,
+                seen: now,
+                checked: None,
+                mounted: false,
+                relayed: true,
             },
         );
         Ok(())
@@ -176,7 +216,15 @@ impl Clients {
                 self.note_check(ip, m, now);
                 m
             }
-        }?;
+        };
+        let shown = match shown {
+            Some(m) => m,
+            // off-link: only a client learned behind a named relay
+            None => {
+                let t = self.table();
+                return t.by_ip.get(&ip).filter(|e| e.relayed).map(|e| e.mac);
+            }
+        };
         let t = self.table();
         match t.by_ip.get(&ip) {
             Some(e) if e.mounted && e.mac != shown => {
@@ -209,6 +257,7 @@ impl Clients {
                 seen: now,
                 checked: Some((shown, now)),
                 mounted: false,
+                relayed: false,
             },
         );
     }
@@ -238,6 +287,7 @@ impl Clients {
             seen: now,
             checked: Some((Some(mac), now)),
             mounted: true,
+            relayed: false,
         });
         e.mac = mac;
         e.seen = now;
@@ -361,6 +411,16 @@ mod tests {
         assert_eq!(t.by_ip[&IP].mac, A, "the mounted client was evicted");
         // recent ones stay: eviction drops the oldest, not everything
         assert!(t.by_ip.len() > MAX / 2);
+    }
+
+    #[test]
+    fn clients_behind_a_named_relay_are_known_by_their_4011_step() {
+        let c = Clients::with_neighbours(Arc::new(|_| None));
+        assert_eq!(c.identify(IP), None);
+        c.claim_relayed(IP, A).unwrap();
+        assert_eq!(c.identify(IP), Some(A));
+        c.mounted(IP);
+        assert_eq!(c.claim_relayed(IP, B), Err(A));
     }
 
     #[test]

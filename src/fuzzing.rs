@@ -97,7 +97,8 @@ const EXPORT: &str = "/srv/fuzz";
 fn nfs_rig() -> Option<&'static NfsRig> {
     static RIG: std::sync::OnceLock<Option<NfsRig>> = std::sync::OnceLock::new();
     RIG.get_or_init(|| {
-        let base = std::env::temp_dir().join(format!("pxe-sidecar-fuzz-nfs-{}", std::process::id()));
+        let base =
+            std::env::temp_dir().join(format!("pxe-sidecar-fuzz-nfs-{}", std::process::id()));
         let root = base.join("root");
         for d in ["etc", "var/clients/template", "home"] {
             std::fs::create_dir_all(root.join(d)).ok()?;

@@ -380,9 +380,17 @@ impl Server {
             // Only a request sent from the address it names as its own
             // ties that address to its MAC, and only when the LAN agrees
             // (src/clients.rs); option 50 and other servers' ACKs do not.
-            if *meta.src.ip() == req.ciaddr
+            let own_address = *meta.src.ip() == req.ciaddr
                 && req.giaddr.is_unspecified()
-                && let Err(shown) = self.clients.claim(req.ciaddr, req.mac, frame_mac)
+                && !req.ciaddr.is_unspecified();
+            let relayed = frame_mac.is_none()
+                && live.cfg.proxy.relays.iter().any(|r| r.serves(req.ciaddr));
+            let claimed = match (own_address, relayed) {
+                (false, _) => Ok(()),
+                (true, true) => self.clients.claim_relayed(req.ciaddr, req.mac),
+                (true, false) => self.clients.claim(req.ciaddr, req.mac, frame_mac),
+            };
+            if let Err(shown) = claimed
                 && self.log_ok()
             {
                 warn!(
