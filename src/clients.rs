@@ -86,6 +86,20 @@ fn evict<K: Copy + Eq + std::hash::Hash, V>(
     }
 }
 
+impl Table {
+    /// Adds an address, making room by evicting the longest-unseen ones
+    /// that have not mounted; nothing is added when mounted ones fill it.
+    fn add(&mut self, ip: Ipv4Addr, entry: Entry) {
+        if self.by_ip.len() >= MAX {
+            evict(&mut self.by_ip, |e| (!e.mounted).then_some(e.seen));
+            if self.by_ip.len() >= MAX {
+                return;
+            }
+        }
+        self.by_ip.insert(ip, entry);
+    }
+}
+
 impl Clients {
     pub fn with_neighbours(neighbours: Neighbours) -> Clients {
         Clients {
@@ -142,13 +156,7 @@ impl Clients {
             e.checked = shown.map(|m| (Some(m), Instant::now()));
             return Ok(());
         }
-        if t.by_ip.len() >= MAX {
-            evict(&mut t.by_ip, |e| (!e.mounted).then_some(e.seen));
-            if t.by_ip.len() >= MAX {
-                return Ok(());
-            }
-        }
-        t.by_ip.insert(
+        t.add(
             ip,
             Entry {
                 mac,
@@ -177,13 +185,7 @@ impl Clients {
             e.relayed = true;
             return Ok(());
         }
-        if t.by_ip.len() >= MAX {
-            evict(&mut t.by_ip, |e| (!e.mounted).then_some(e.seen));
-            if t.by_ip.len() >= MAX {
-                return Ok(());
-            }
-        }
-        t.by_ip.insert(
+        t.add(
             ip,
             Entry {
                 mac,
@@ -244,13 +246,7 @@ impl Clients {
             return;
         }
         let Some(mac) = shown else { return };
-        if t.by_ip.len() >= MAX {
-            evict(&mut t.by_ip, |e| (!e.mounted).then_some(e.seen));
-            if t.by_ip.len() >= MAX {
-                return;
-            }
-        }
-        t.by_ip.insert(
+        t.add(
             ip,
             Entry {
                 mac,

@@ -70,37 +70,17 @@ fn control_characters_reach_neither_the_log_nor_the_status_raw() {
         u.send_to(&rrq(b"y\x1b[2J\nINFO forged tftp"), (SRV, 69))
             .unwrap();
         // the DHCP door: a vendor class that starts like PXE firmware's
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let sock = common::raw_eth0();
-            let mut c = common::Client::pxe(0);
-            c.mac = [2, 0, 0, 0, 0, 0x0c];
-            c.vendor = Some("PXEClient:Arch:00000:UNDI:002001\x1b[31m\nINFO forged dhcp".into());
-            sock.send(&common::discover_frame(&c)).await.unwrap();
-        });
+        let mut c = common::Client::pxe(0);
+        c.mac = [2, 0, 0, 0, 0, 0x0c];
+        c.vendor = Some("PXEClient:Arch:00000:UNDI:002001\x1b[31m\nINFO forged dhcp".into());
+        common::send_frames([common::discover_frame(&c)]);
         std::thread::sleep(Duration::from_millis(500));
     });
     let text = wait_for_log(&log, "forged dhcp", Duration::from_secs(5));
     wait_for_log(&log, "forged tftp", Duration::from_secs(5));
     assert_clean("the log", &text);
     assert!(text.contains("\\x1b[2J"), "{text}");
-    let status = |json: bool| {
-        let mut args = vec![
-            env!("CARGO_BIN_EXE_pxe-sidecar"),
-            "--config",
-            cfg.to_str().unwrap(),
-            "status",
-        ];
-        if json {
-            args.push("--json");
-        }
-        let o = lan.exec("server", &args);
-        assert!(o.status.success());
-        String::from_utf8(o.stdout).unwrap()
-    };
+    let status = |json: bool| common::netns::status(&lan, "server", &cfg, json);
     let shown = status(false);
     assert!(shown.contains("forged"), "{shown}");
     assert_clean("`status`", &shown);

@@ -438,20 +438,13 @@ fn a_dhcp_flood_does_not_unlearn_booted_clients() {
     // 4,096 and was wiped when full)
     let pid = lan.pid("pxe-sidecar");
     lan.in_host("mallory", || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let sock = common::raw_eth0();
-            for i in 0..6000u32 {
-                let mut c = common::Client::pxe(0);
-                let b = i.to_be_bytes();
-                c.mac = [2, 0x66, b[0], b[1], b[2], b[3]];
-                c.xid = i;
-                sock.send(&common::discover_frame(&c)).await.unwrap();
-            }
-        });
+        common::send_frames((0..6000u32).map(|i| {
+            let mut c = common::Client::pxe(0);
+            let b = i.to_be_bytes();
+            c.mac = [2, 0x66, b[0], b[1], b[2], b[3]];
+            c.xid = i;
+            common::discover_frame(&c)
+        }));
         let u = std::net::UdpSocket::bind("0.0.0.0:4011").unwrap();
         for i in 0..6000u32 {
             let mut c = common::Client::pxe(7);

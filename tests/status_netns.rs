@@ -47,24 +47,7 @@ fn status_command_page_api_and_metrics_show_the_client_timeline() {
     );
 
     // nothing yet
-    let status = |json: bool| {
-        let mut args = vec![
-            env!("CARGO_BIN_EXE_pxe-sidecar"),
-            "--config",
-            cfg.to_str().unwrap(),
-            "status",
-        ];
-        if json {
-            args.push("--json");
-        }
-        let o = lan.exec("pxe", &args);
-        assert!(
-            o.status.success(),
-            "status: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let status = |json: bool| common::netns::status(&lan, "pxe", &cfg, json);
     let first = status(false);
     assert!(first.contains("no clients seen yet"), "{first}");
 

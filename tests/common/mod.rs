@@ -186,3 +186,17 @@ pub fn raw_eth0() -> pxe_sidecar::listen::RawSocket {
     let iface = pxe_sidecar::listen::lookup("eth0", Some(Ipv4Addr::UNSPECIFIED)).unwrap();
     pxe_sidecar::listen::RawSocket::open(&iface).unwrap()
 }
+
+/// Sends raw Ethernet frames from eth0 of the namespace this thread entered.
+pub fn send_frames(frames: impl IntoIterator<Item = Vec<u8>>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sock = raw_eth0();
+        for f in frames {
+            sock.send(&f).await.unwrap();
+        }
+    });
+}

@@ -407,3 +407,24 @@ pub fn start_ganesha(
     );
     vec![label, rpcbind]
 }
+
+/// What `pxe-sidecar status [--json]` prints on a host, for the server
+/// started with `cfg`.
+pub fn status(lan: &Lan, host: &str, cfg: &Path, json: bool) -> String {
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_pxe-sidecar"),
+        "--config",
+        cfg.to_str().unwrap(),
+        "status",
+    ];
+    if json {
+        args.push("--json");
+    }
+    let o = lan.exec(host, &args);
+    assert!(
+        o.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
