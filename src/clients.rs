@@ -16,8 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::warn;
-
+use crate::event::{Door, Event, Kind, Level, emit};
 use crate::mac::Mac;
 
 /// Bound on remembered addresses and on answered machines. When full, the
@@ -265,10 +264,17 @@ impl Clients {
             t.warned.clear();
         }
         let last = t.warned.insert(ip, now);
+        drop(t);
         if last.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(60)) {
-            warn!(
-                ip = %ip, mac = %shown,
-                "{ip} mounted as {pinned}, but the LAN now shows {shown} there: refused (another machine took the address, or spoofs it)"
+            emit(
+                Event::new(
+                    Door::Nfs,
+                    Kind::Identity,
+                    Level::Warn,
+                    format!("{ip} mounted as {pinned}, but the LAN now shows {shown} there: refused (another machine took the address, or spoofs it)"),
+                )
+                .mac(Some(shown))
+                .ip(Some(IpAddr::V4(ip))),
             );
         }
     }

@@ -13,9 +13,9 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
-use tracing::{info, warn};
 
 use crate::clients::Clients;
+use crate::event::{Door, Event, Kind, Level, emit};
 use crate::files::{Refusal, Source, Tree};
 
 #[derive(Clone)]
@@ -57,9 +57,22 @@ async fn serve(
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
     let ip = peer.ip();
-    let mac = ctx.clients.mac_of(ip);
+    let mac = match ip {
+        std::net::IpAddr::V4(v4) => ctx.clients.mac(v4),
+        std::net::IpAddr::V6(_) => None,
+    };
+    let say = |level, text: String| {
+        emit(
+            Event::new(Door::Http, Kind::Http, level, text)
+                .mac(mac)
+                .ip(Some(ip)),
+        );
+    };
     if method != Method::GET && method != Method::HEAD {
-        warn!(ip = %ip, mac = %mac, "HTTP {method} {raw_path} from {ip}: 405 (read-only server)");
+        say(
+            Level::Warn,
+            format!("HTTP {method} {raw_path} from {ip}: 405 (read-only server)"),
+        );
         let mut r = plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "read-only: GET and HEAD only",
@@ -69,7 +82,10 @@ async fn serve(
         return r;
     }
     let Ok(path) = percent_encoding::percent_decode_str(&raw_path).decode_utf8() else {
-        warn!(ip = %ip, mac = %mac, "HTTP {method} {raw_path} from {ip}: 400 (path is not UTF-8)");
+        say(
+            Level::Warn,
+            format!("HTTP {method} {raw_path} from {ip}: 400 (path is not UTF-8)"),
+        );
         return plain(StatusCode::BAD_REQUEST, "path is not UTF-8");
     };
     let resolved = ctx
@@ -106,11 +122,17 @@ async fn serve(
         Err(Refusal::Denied("empty file name"))
         | Err(Refusal::Denied("is a directory"))
         | Err(Refusal::NotFound) => {
-            info!(ip = %ip, mac = %mac, "HTTP {method} {path} from {ip}: 404 File not found");
+            say(
+                Level::Info,
+                format!("HTTP {method} {path} from {ip}: 404 File not found"),
+            );
             return plain(StatusCode::NOT_FOUND, "File not found");
         }
         Err(Refusal::Denied(why)) => {
-            warn!(ip = %ip, mac = %mac, "HTTP {method} {path} from {ip}: 403 Access violation: {why}");
+            say(
+                Level::Warn,
+                format!("HTTP {method} {path} from {ip}: 403 Access violation: {why}"),
+            );
             return plain(StatusCode::FORBIDDEN, "Access violation");
         }
     };
@@ -121,6 +143,12 @@ async fn serve(
         .unwrap_or("?")
         .to_string();
     let range = range.map(|r| format!(", {r}")).unwrap_or_default();
-    info!(ip = %ip, mac = %mac, "HTTP {method} {path} from {ip}: {} ({len} bytes{range})", response.status().as_u16());
+    say(
+        Level::Info,
+        format!(
+            "HTTP {method} {path} from {ip}: {} ({len} bytes{range})",
+            response.status().as_u16()
+        ),
+    );
     response
 }

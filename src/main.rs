@@ -8,9 +8,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use pxe_sidecar::config::{self, Config, LogFormat};
-use std::sync::Arc;
 
-use pxe_sidecar::timeline::{self, Timeline, TimelineLayer};
+use pxe_sidecar::timeline::{self, Timeline};
 use pxe_sidecar::{check, privs, probe, replay, rootfs, serve, status};
 
 #[derive(Parser)]
@@ -149,7 +148,6 @@ fn load(cli: &Cli, overrides: &[(&str, String)]) -> Result<Config> {
 /// aborts when one of them may not).
 fn init_logs(
     format: LogFormat,
-    timeline: Arc<Timeline>,
     writer_caps: &'static [privs::Cap],
 ) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::layer::SubscriberExt;
@@ -186,10 +184,7 @@ fn init_logs(
         }
     })
     .delimited(" ");
-    // the live timeline sees the same events as the log
-    let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(TimelineLayer(timeline));
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Json => registry.with(fmt.json().flatten_event(true)).init(),
         LogFormat::Human => registry.with(fmt.fmt_fields(fields)).init(),
@@ -241,7 +236,9 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 &[]
             };
-            let _logs = init_logs(cfg.log_format, opts.timeline.clone(), writer_caps);
+            let _logs = init_logs(cfg.log_format, writer_caps);
+            // the live timeline sees every event, whatever the log level
+            pxe_sidecar::event::record_into(opts.timeline.clone());
             if let Some(kept) = kept {
                 tracing::info!(
                     "running as root with only {} (and a bounding set to match)",

@@ -12,6 +12,7 @@ use dhcproto::{Encodable, Encoder};
 
 use crate::bootp::{self, Bootp, Malformed, opt};
 use crate::config::{ClientAction, ProxyConfig};
+use crate::event::Level;
 use crate::mac::Mac;
 use crate::pxe::{self, Arch, BootItem, ClientKind};
 
@@ -180,6 +181,38 @@ pub enum Ignore {
         "4011 request from {0}, which is neither on our subnet nor behind a relay in [proxy] relays: no reply sent off the LAN"
     )]
     OffLink(Ipv4Addr),
+}
+
+impl Ignore {
+    /// How much a person running the server needs to hear of it: `Warn`
+    /// when a PXE client will fail and the config can fix it, or someone
+    /// tries what we refuse; `Info` for silences chosen by the config or
+    /// a flood; `Debug` for what every LAN is full of (other DHCP clients,
+    /// other servers' traffic, the router's lease).
+    pub fn level(&self) -> Level {
+        match self {
+            Ignore::NoBootFile { .. }
+            | Ignore::UnknownArch(_)
+            | Ignore::ChainloadLoop(_)
+            | Ignore::TooLarge { .. }
+            | Ignore::UnknownBootItem(_)
+            | Ignore::UnknownRelay { first: true, .. }
+            | Ignore::OffLink(_) => Level::Warn,
+            Ignore::NotAllowed(_)
+            | Ignore::RuleIgnore(_)
+            | Ignore::RateLimited(_)
+            | Ignore::Overloaded
+            | Ignore::Malformed(_)
+            | Ignore::BadOp(_)
+            | Ignore::NotEthernet { .. } => Level::Info,
+            _ => Level::Debug,
+        }
+    }
+}
+
+/// What the firmware says it is: `PXEClient:Arch:00007:UNDI:003016, arch 7 EFI BC`.
+pub fn describe_firmware(req: &Request) -> String {
+    format!("{}, {}", req.vendor_class, req.arch)
 }
 
 /// Reads a datagram that reached port 67 or 4011.
@@ -694,8 +727,11 @@ pub fn describe_request(req: &Request) -> String {
         extra.push_str(&format!(", ciaddr {}", req.ciaddr));
     }
     format!(
-        "{} from {} to port {} ({}, {}{extra})",
-        req.msg, req.mac, req.meta.dst_port, req.vendor_class, req.arch
+        "{} from {} to port {} ({}{extra})",
+        req.msg,
+        req.mac,
+        req.meta.dst_port,
+        describe_firmware(req)
     )
 }
 

@@ -1,7 +1,7 @@
 //! `pxe-sidecar serve`: the live shell around the proxy core. It owns the
 //! sockets, the clock, signals and logs; every decision is the core's.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::clients::Clients;
 use crate::config::{self, Config};
+use crate::event::{self, Door, Event, Kind, Level, emit};
 use crate::files::Tree;
 use crate::frame::{self, Link};
 use crate::listen::{self, Interface, RawSocket};
@@ -51,46 +52,6 @@ struct Server {
     /// The NDP door's memory (routers heard, clients answered).
     routers: Mutex<ndp::Routers>,
     started: Instant,
-    limiter: Mutex<LogLimiter>,
-}
-
-/// Keeps a flood of hostile or repeated packets from flooding the log: at
-/// most `PER_SECOND` packet lines a second, then one line saying how many
-/// were dropped.
-struct LogLimiter {
-    second: u64,
-    lines: u32,
-    suppressed: u64,
-}
-
-const PER_SECOND: u32 = 200;
-
-impl LogLimiter {
-    fn allow(&mut self, now: Duration) -> bool {
-        self.roll(now);
-        self.lines += 1;
-        if self.lines > PER_SECOND {
-            self.suppressed += 1;
-            return false;
-        }
-        true
-    }
-
-    /// Starts a new second when one has passed, reporting what was dropped.
-    fn roll(&mut self, now: Duration) {
-        let s = now.as_secs();
-        if s != self.second {
-            if self.suppressed > 0 {
-                warn!(
-                    suppressed = self.suppressed,
-                    "{} packet log lines suppressed in the last second (flood?)", self.suppressed
-                );
-            }
-            self.second = s;
-            self.lines = 0;
-            self.suppressed = 0;
-        }
-    }
 }
 
 /// Resolves the interface the config names, or the default route's.
@@ -245,11 +206,6 @@ pub async fn run(opts: Options) -> Result<()> {
         core: Mutex::new(core),
         routers: Mutex::new(ndp::Routers::default()),
         started: Instant::now(),
-        limiter: Mutex::new(LogLimiter {
-            second: 0,
-            lines: 0,
-            suppressed: 0,
-        }),
     });
     let pxe = Arc::new(pxe);
     tasks.spawn(raw_loop(server.clone(), raw, pxe.clone()));
@@ -365,13 +321,6 @@ impl Server {
         self.started.elapsed()
     }
 
-    fn log_ok(&self) -> bool {
-        self.limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .allow(self.now())
-    }
-
     /// Classify and decide; no logging here, so the reply leaves first.
     /// `frame_mac` is the Ethernet source when the door saw the frame.
     fn process(&self, payload: &[u8], meta: Meta, frame_mac: Option<Mac>) -> Processed {
@@ -390,13 +339,19 @@ impl Server {
                 (true, true) => self.clients.claim_relayed(req.ciaddr, req.mac),
                 (true, false) => self.clients.claim(req.ciaddr, req.mac, frame_mac),
             };
-            if let Err(shown) = claimed
-                && self.log_ok()
-            {
-                warn!(
-                    mac = %req.mac, ip = %req.ciaddr,
-                    "{} claims {} in a request, but the LAN shows {shown} at that address: not taken as that machine's address",
-                    req.mac, req.ciaddr
+            if let Err(shown) = claimed {
+                emit(
+                    Event::new(
+                        door_of(meta),
+                        Kind::Identity,
+                        Level::Warn,
+                        format!(
+                            "{} claims {} in a request, but the LAN shows {shown} at that address: not taken as that machine's address",
+                            req.mac, req.ciaddr
+                        ),
+                    )
+                    .mac(Some(req.mac))
+                    .ip(Some(IpAddr::V4(req.ciaddr))),
                 );
             }
             let now = self.now().as_millis() as u64;
@@ -418,34 +373,44 @@ impl Server {
         }
     }
 
-    /// The log lines for one datagram, written after its reply was sent.
+    /// The events of one datagram, reported after its reply was sent.
     fn log(&self, p: &Processed, payload: &[u8]) {
-        if !self.log_ok() {
-            return;
-        }
         let meta = p.meta;
         let (req, decision) = match &p.outcome {
             Ok(x) => x,
+            // no client to name (not PXE, malformed): a log line only
             Err(why) => {
-                let who = proxy::peek(payload, meta);
-                match why {
-                    Ignore::Malformed(_) | Ignore::BadOp(_) | Ignore::NotEthernet { .. } => {
-                        info!(src = %meta.src, "{who}: ignored: {why}")
+                if event::log_ok() {
+                    let who = proxy::peek(payload, meta);
+                    match why.level() {
+                        Level::Debug => debug!(src = %meta.src, "{who}: ignored: {why}"),
+                        _ => info!(src = %meta.src, "{who}: ignored: {why}"),
                     }
-                    _ => debug!(src = %meta.src, "{who}: ignored: {why}"),
                 }
                 return;
             }
         };
-        let ip = if meta.src.ip().is_unspecified() {
-            "-".to_string()
-        } else {
-            meta.src.ip().to_string()
+        let ip = Some(IpAddr::V4(*meta.src.ip()));
+        let ev = |kind, level, text: String| {
+            Event::new(door_of(meta), kind, level, text)
+                .mac(Some(req.mac))
+                .ip(ip)
         };
-        info!(mac = %req.mac, ip = %ip, "{} via {}", proxy::describe_request(req), p.iface.name);
+        emit(
+            ev(
+                Kind::Request,
+                Level::Info,
+                format!("{} via {}", proxy::describe_request(req), p.iface.name),
+            )
+            .firmware(proxy::describe_firmware(req)),
+        );
         match decision {
             Ok(reply) => {
-                info!(mac = %req.mac, ip = %ip, "{}", proxy::describe_reply(req, reply, p.iface.ipv4));
+                emit(ev(
+                    Kind::Reply,
+                    Level::Info,
+                    proxy::describe_reply(req, reply, p.iface.ipv4),
+                ));
                 let tftp_on = self
                     .live
                     .read()
@@ -454,33 +419,31 @@ impl Server {
                     .tftp
                     .enabled;
                 if !tftp_on && !reply.boot.file.contains("://") {
-                    warn!(
-                        mac = %req.mac, ip = %ip,
-                        "{} will fetch {} by TFTP from {}, but [tftp] is off here: unless another TFTP server answers there, it stops with PXE-E32: TFTP open timeout",
-                        req.mac, reply.boot.file, p.iface.ipv4
-                    );
+                    emit(ev(
+                        Kind::Reply,
+                        Level::Warn,
+                        format!(
+                            "{} will fetch {} by TFTP from {}, but [tftp] is off here: unless another TFTP server answers there, it stops with PXE-E32: TFTP open timeout",
+                            req.mac, reply.boot.file, p.iface.ipv4
+                        ),
+                    ));
                 }
             }
-            Err(
-                why @ (Ignore::NoBootFile { .. }
-                | Ignore::UnknownArch(_)
-                | Ignore::ChainloadLoop(_)
-                | Ignore::TooLarge { .. }
-                | Ignore::UnknownBootItem(_)),
-            ) => warn!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac),
-            Err(
-                why @ (Ignore::NotAllowed(_)
-                | Ignore::RuleIgnore(_)
-                | Ignore::RateLimited(_)
-                | Ignore::Overloaded),
-            ) => {
-                info!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac)
-            }
-            Err(why @ (Ignore::UnknownRelay { first: true, .. } | Ignore::OffLink(_))) => {
-                warn!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac)
-            }
-            Err(why) => debug!(mac = %req.mac, ip = %ip, "{} not answered: {why}", req.mac),
+            Err(why) => emit(ev(
+                Kind::NotAnswered,
+                why.level(),
+                format!("{} not answered: {why}", req.mac),
+            )),
         }
+    }
+}
+
+/// The door a datagram came in by: port 4011 is the boot-server step.
+fn door_of(meta: Meta) -> Door {
+    if meta.dst_port == PXE_PORT {
+        Door::Pxe
+    } else {
+        Door::Dhcp
     }
 }
 
@@ -521,7 +484,7 @@ async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> R
         if udp.dst.port() == DHCP_CLIENT_PORT {
             // Another server's offer or ACK: part of the client's story
             // (anyone can forge one: nothing is learned from it).
-            if server.log_ok() {
+            if event::log_ok() {
                 debug!("{}", proxy::peek(udp.payload, meta));
             }
             continue;
@@ -594,7 +557,7 @@ async fn ndp_loop(server: Arc<Server>, sock: Arc<RawSocket>) -> Result<()> {
         let now = server.now().as_millis() as u64;
         match ndp::parse(&buf[..len]) {
             Err(why) => {
-                if server.log_ok() {
+                if event::log_ok() {
                     debug!("IPv6 router discovery frame ignored: {why}");
                 }
             }
@@ -636,15 +599,20 @@ async fn ndp_loop(server: Arc<Server>, sock: Arc<RawSocket>) -> Result<()> {
                     }
                     // Every host on the LAN solicits routers: only PXE clients are
                     // news; firmware repeats its solicitation while we wait.
-                    Err(why @ (ndp::Skip::NotPxe | ndp::Skip::Answered)) => {
-                        if server.log_ok() {
-                            debug!(mac = %mac, ip = %src, "RS from {mac} ({src}) via {}: not answered: {why}", iface.name);
-                        }
-                    }
                     Err(why) => {
-                        if server.log_ok() {
-                            info!(mac = %mac, ip = %src, "RS from {mac} ({src}) via {}: not answered: {why}", iface.name);
-                        }
+                        let level = match why {
+                            ndp::Skip::NotPxe | ndp::Skip::Answered => Level::Debug,
+                            _ => Level::Info,
+                        };
+                        emit(ndp_event(
+                            mac,
+                            src,
+                            level,
+                            format!(
+                                "RS from {mac} ({src}) via {}: not answered: {why}",
+                                iface.name
+                            ),
+                        ));
                     }
                 }
             }
@@ -680,15 +648,21 @@ async fn answer_solicitation(
             (sock.send(&frame).await).map_err(|e| format!("sending the RA failed: {e}"))
         }
     };
-    match sent {
-        Ok(()) => info!(
-            mac = %mac, ip = %src,
+    let text = match sent {
+        Ok(()) => format!(
             "RS from {mac} ({src}) via {}: no IPv6 router answered in {} ms; sent RA \"no router here\" (lifetime 0, no prefixes) so its firmware stops waiting for one (iPXE waits ~15 s)",
             iface.name,
             ndp::WAIT_MS
         ),
-        Err(e) => info!(mac = %mac, ip = %src, "RS from {mac} ({src}) via {}: {e}", iface.name),
-    }
+        Err(e) => format!("RS from {mac} ({src}) via {}: {e}", iface.name),
+    };
+    emit(ndp_event(mac, src, Level::Info, text));
+}
+
+fn ndp_event(mac: Mac, src: std::net::Ipv6Addr, level: Level, text: String) -> Event {
+    Event::new(Door::Ipv6, Kind::RouterHint, level, text)
+        .mac(Some(mac))
+        .ip(Some(IpAddr::V6(src)))
 }
 
 /// Once a second: report suppressed log lines even when the flood has
@@ -698,11 +672,7 @@ async fn housekeeping(server: Arc<Server>) -> Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     for n in 0u64.. {
         tick.tick().await;
-        server
-            .limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .roll(server.now());
+        event::tick();
         if n % 2 == 1 {
             follow_address(&server);
         }

@@ -187,7 +187,7 @@ pub fn render(s: &Snapshot) -> String {
                 esc(&st.door),
                 if st.ok { "ok" } else { "bad" },
                 if st.ok { "✓" } else { "✗" },
-                esc(&st.text)
+                esc(&format!("{}{}", st.text, st.repeated()))
             );
         }
         h.push_str("</table>");
@@ -264,7 +264,8 @@ async fn metrics(State(t): State<Arc<Timeline>>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracing::Level;
+    use crate::event::{Door, Event, Kind, Level};
+    use crate::mac::Mac;
 
     #[test]
     fn only_direct_host_headers_pass() {
@@ -297,10 +298,14 @@ mod tests {
     fn page_escapes_and_metrics_count() {
         let t = Timeline::default();
         t.record(
-            "52:54:00:12:34:56",
-            Some("10.0.0.5"),
-            Level::INFO,
-            "sent <pxelinux.0> to 10.0.0.5",
+            &Event::new(
+                Door::Tftp,
+                Kind::FileSent,
+                Level::Info,
+                "sent <pxelinux.0> to 10.0.0.5",
+            )
+            .mac(Some(Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56])))
+            .ip(Some("10.0.0.5".parse().unwrap())),
         );
         let s = t.snapshot();
         let html = render(&s);

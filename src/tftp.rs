@@ -20,6 +20,7 @@ use tracing::{info, warn};
 
 use crate::clients::Clients;
 use crate::config::Tftp;
+use crate::event::{Door, Event, Kind, Level, emit};
 use crate::files::{self, Refusal, Source, Tree};
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +130,7 @@ impl Handler for BootHandler {
         path: &Path,
     ) -> Result<(Reader, Option<u64>), packet::Error> {
         let name = path.to_string_lossy();
-        let mac = self.clients.mac_of(client.ip());
+        let ev = self.event(client);
         let resolved = self
             .tree
             .read()
@@ -143,7 +144,11 @@ impl Handler for BootHandler {
                         Some(len),
                     )),
                     Err(e) => {
-                        warn!(ip = %client.ip(), mac = %mac, "NAK Access violation: {name} ({}: {e})", p.display());
+                        emit(ev(
+                            Kind::FileRefused,
+                            Level::Warn,
+                            format!("NAK Access violation: {name} ({}: {e})", p.display()),
+                        ));
                         Err(packet::Error::PermissionDenied)
                     }
                 }
@@ -155,16 +160,28 @@ impl Handler for BootHandler {
             Err(Refusal::NotFound) => {
                 // pxelinux walks a search path (UUID, 01-MAC, hex IP prefixes,
                 // default): misses there are expected, anywhere else they stop the boot.
-                let hint = if name.starts_with("pxelinux.cfg/") && !name.ends_with("/default") {
+                let expected = name.starts_with("pxelinux.cfg/") && !name.ends_with("/default");
+                let hint = if expected {
                     "pxelinux tries this name first; normal when absent"
                 } else {
                     "the client shows PXE-T01: File not found"
                 };
-                info!(ip = %client.ip(), mac = %mac, "NAK File not found: {name} (RRQ from {}; {hint})", client.ip());
+                emit(ev(
+                    Kind::FileMissing { expected },
+                    Level::Info,
+                    format!(
+                        "NAK File not found: {name} (RRQ from {}; {hint})",
+                        client.ip()
+                    ),
+                ));
                 Err(packet::Error::FileNotFound)
             }
             Err(Refusal::Denied(why)) => {
-                warn!(ip = %client.ip(), mac = %mac, "NAK Access violation: {name} from {}: {why}", client.ip());
+                emit(ev(
+                    Kind::FileRefused,
+                    Level::Warn,
+                    format!("NAK Access violation: {name} from {}: {why}", client.ip()),
+                ));
                 Err(packet::Error::PermissionDenied)
             }
         }
@@ -217,7 +234,6 @@ impl Handler for BootHandler {
     }
 
     fn request_received(&mut self, client: &SocketAddr, req: &RequestInfo) {
-        let mac = self.clients.mac_of(client.ip());
         let kind = if req.write { "WRQ" } else { "RRQ" };
         let opts = describe_options(&req.options);
         let opts = if opts.is_empty() {
@@ -225,7 +241,11 @@ impl Handler for BootHandler {
         } else {
             format!(" ({opts})")
         };
-        info!(ip = %client.ip(), mac = %mac, "{kind} from {} {}{opts}", client.ip(), req.filename);
+        emit(self.event(client)(
+            Kind::FileRequested,
+            Level::Info,
+            format!("{kind} from {} {}{opts}", client.ip(), req.filename),
+        ));
     }
 
     fn request_refused(&mut self, client: &SocketAddr, why: &str) {
@@ -233,7 +253,7 @@ impl Handler for BootHandler {
     }
 
     fn read_req_done(&mut self, client: &SocketAddr, path: &Path, r: &TransferReport) {
-        let mac = self.clients.mac_of(client.ip());
+        let ev = self.event(client);
         let name = path.display();
         let ms = r.elapsed.as_millis();
         let opts = if r.negotiated.is_empty() {
@@ -241,29 +261,70 @@ impl Handler for BootHandler {
         } else {
             format!("; {}", r.negotiated)
         };
-        match &r.outcome {
-            TransferOutcome::Complete => info!(
-                ip = %client.ip(), mac = %mac, bytes = r.bytes,
-                "sent {name} to {}: {} bytes in {ms} ms ({}{opts}, {} retransmitted)",
-                client.ip(), r.bytes, rate(r.bytes, r.elapsed), r.retransmits
+        let (kind, level, text) = match &r.outcome {
+            TransferOutcome::Complete => (
+                Kind::FileSent,
+                Level::Info,
+                format!(
+                    "sent {name} to {}: {} bytes in {ms} ms ({}{opts}, {} retransmitted)",
+                    client.ip(),
+                    r.bytes,
+                    rate(r.bytes, r.elapsed),
+                    r.retransmits
+                ),
             ),
-            TransferOutcome::ClientError { code, message } if r.bytes == 0 => info!(
-                ip = %client.ip(), mac = %mac,
-                "{name} to {}: client ended the transfer before any data (ERROR {code} {message:?}): usual after a tsize query{opts}",
-                client.ip()
+            TransferOutcome::ClientError { code, message } if r.bytes == 0 => (
+                Kind::TransferProbed,
+                Level::Info,
+                format!(
+                    "{name} to {}: client ended the transfer before any data (ERROR {code} {message:?}): usual after a tsize query{opts}",
+                    client.ip()
+                ),
             ),
-            TransferOutcome::ClientError { code, message } => warn!(
-                ip = %client.ip(), mac = %mac,
-                "{name} to {}: client aborted after {} bytes (ERROR {code} {message:?})", client.ip(), r.bytes
+            TransferOutcome::ClientError { code, message } => (
+                Kind::TransferFailed,
+                Level::Warn,
+                format!(
+                    "{name} to {}: client aborted after {} bytes (ERROR {code} {message:?})",
+                    client.ip(),
+                    r.bytes
+                ),
             ),
-            TransferOutcome::Timeout => warn!(
-                ip = %client.ip(), mac = %mac,
-                "{name} to {}: client stopped acknowledging after {} bytes (timeout; a client waiting for us would show PXE-E32)",
-                client.ip(), r.bytes
+            TransferOutcome::Timeout => (
+                Kind::TransferFailed,
+                Level::Warn,
+                format!(
+                    "{name} to {}: client stopped acknowledging after {} bytes (timeout; a client waiting for us would show PXE-E32)",
+                    client.ip(),
+                    r.bytes
+                ),
             ),
-            TransferOutcome::Failed(e) => {
-                warn!(ip = %client.ip(), mac = %mac, "{name} to {}: failed after {} bytes: {e}", client.ip(), r.bytes)
-            }
+            TransferOutcome::Failed(e) => (
+                Kind::TransferFailed,
+                Level::Warn,
+                format!(
+                    "{name} to {}: failed after {} bytes: {e}",
+                    client.ip(),
+                    r.bytes
+                ),
+            ),
+        };
+        emit(ev(kind, level, text));
+    }
+}
+
+impl BootHandler {
+    /// An event maker for one client of this door: its address and MAC filled in.
+    fn event(&self, client: &SocketAddr) -> impl Fn(Kind, Level, String) -> Event + use<> {
+        let ip = client.ip();
+        let mac = match ip {
+            std::net::IpAddr::V4(v4) => self.clients.mac(v4),
+            std::net::IpAddr::V6(_) => None,
+        };
+        move |kind, level, text| {
+            Event::new(Door::Tftp, kind, level, text)
+                .mac(mac)
+                .ip(Some(ip))
         }
     }
 }

@@ -1,9 +1,9 @@
-//! The live view of clients: every protocol log line that names a client
-//! (its `mac` field) is also kept, bounded, in that client's timeline —
-//! DHCP, the 4011 step, TFTP and HTTP files, NFS mounts, errors. The same
-//! lines the log shows, so the timeline never tells a different story.
-//! `pxe-sidecar status` reads it over a local socket; the status page and
-//! `/metrics` render it (see `status.rs`).
+//! The live view of clients: every protocol event (`event.rs`) that names
+//! a client is kept, bounded, in that client's timeline — DHCP, the 4011
+//! step, TFTP and HTTP files, NFS mounts, errors — and counted. The same
+//! events the log shows, whatever the log level, so the timeline never
+//! tells a different story. `pxe-sidecar status` reads it over a local
+//! socket; the status page and `/metrics` render it (see `status.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
+
+use crate::event::{Event, Kind, Level};
 
 /// Clients remembered (the least recently seen goes first).
 const MAX_CLIENTS: usize = 512;
@@ -31,6 +30,10 @@ pub struct Step {
     pub door: String,
     pub ok: bool,
     pub text: String,
+    /// How many times more the same step followed at once (a client
+    /// repeating itself, or a flood), folded into this one.
+    #[serde(default)]
+    pub repeats: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -75,63 +78,24 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Which door a log line belongs to, from the words it starts with.
-fn door(text: &str) -> &'static str {
-    let first = text.split_whitespace().next().unwrap_or("");
-    match first {
-        "RRQ" | "WRQ" | "NAK" | "sent" => "tftp",
-        "HTTP" => "http",
-        "RS" => "ipv6",
-        "MOUNT" | "NFS" => "nfs",
-        _ if text.contains("to port 4011") || text.contains("DHCPACK to") => "pxe",
-        _ if text.starts_with("DHCP") || text.starts_with("proxy DHCP") => "dhcp",
-        // "<mac> not answered: …" and other lines about a request
-        _ if first.len() == 17 && first.bytes().filter(|&b| b == b':').count() == 5 => "dhcp",
-        _ => "other",
-    }
-}
-
 impl Timeline {
     pub fn new() -> Arc<Timeline> {
         Arc::new(Timeline::default())
     }
 
-    /// Adds one line to a client's timeline.
-    pub fn record(&self, mac: &str, ip: Option<&str>, level: Level, text: &str) {
-        let text = crate::text::clean(text);
-        let text = crate::text::bounded(&text, MAX_STEP_TEXT);
-        let text: &str = &text;
-        let mac = crate::text::clean(mac);
-        let mac: &str = &mac;
+    /// Counts one event, and adds it to its client's timeline when it
+    /// names a client and is a step (not a debug-level remark).
+    pub fn record(&self, e: &Event) {
         let t = now();
-        let door = door(text);
-        // lines that carry a MAC but are not a client's step (start-up)
-        if door == "other" {
-            return;
-        }
-        let ok = level > Level::WARN;
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (clients, counters) = &mut *guard;
-        match door {
-            "dhcp" | "pxe" if text.starts_with("proxy DHCP") || text.starts_with("DHCPACK") => {
-                counters.proxy_replies += 1
-            }
-            "dhcp" | "pxe" if text.starts_with("DHCP") && text.contains(" from ") => {
-                counters.dhcp_requests += 1
-            }
-            "tftp" if text.starts_with("sent") => counters.tftp_files += 1,
-            // pxelinux's config search asks for names that need not exist
-            "tftp" if text.starts_with("NAK") && !text.contains("normal when absent") => {
-                counters.tftp_errors += 1
-            }
-            "http" => counters.http_requests += 1,
-            "nfs" if text.starts_with("MOUNT") && ok => counters.nfs_mounts += 1,
-            _ => {}
+        count(counters, e);
+        let Some(mac) = e.mac else { return };
+        if e.level == Level::Debug {
+            return;
         }
-        if !ok {
-            counters.warnings += 1;
-        }
-        if clients.len() >= MAX_CLIENTS && !clients.contains_key(mac) {
+        let mac = mac.to_string();
+        if clients.len() >= MAX_CLIENTS && !clients.contains_key(&mac) {
             let oldest = clients
                 .values()
                 .min_by(|a, b| a.last_seen.total_cmp(&b.last_seen))
@@ -140,8 +104,8 @@ impl Timeline {
                 clients.remove(&m);
             }
         }
-        let c = clients.entry(mac.to_string()).or_insert_with(|| Client {
-            mac: mac.to_string(),
+        let c = clients.entry(mac.clone()).or_insert_with(|| Client {
+            mac,
             ip: None,
             kind: None,
             first_seen: t,
@@ -149,15 +113,26 @@ impl Timeline {
             steps: VecDeque::new(),
         });
         c.last_seen = t;
-        if let Some(ip) = ip.filter(|i| *i != "-" && *i != "0.0.0.0") {
-            c.ip = Some(crate::text::bounded(&crate::text::clean(ip), 64).into_owned());
+        if let Some(ip) = e.ip {
+            c.ip = Some(ip.to_string());
         }
         if c.kind.is_none()
-            && text.starts_with("DHCPDISCOVER")
-            && let (Some(a), Some(b)) = (text.find('('), text.rfind(')'))
-            && a < b
+            && let Some(f) = &e.firmware
         {
-            c.kind = Some(text[a + 1..b].to_string());
+            c.kind = Some(crate::text::bounded(&crate::text::clean(f), 128).into_owned());
+        }
+        let text = crate::text::clean(&e.text);
+        let text = crate::text::bounded(&text, MAX_STEP_TEXT);
+        let door = e.door.as_str();
+        let ok = e.level < Level::Warn;
+        if let Some(last) = c.steps.back_mut()
+            && last.door == door
+            && last.ok == ok
+            && last.text == text
+        {
+            last.repeats += 1;
+            last.t = t;
+            return;
         }
         if c.steps.len() >= MAX_EVENTS {
             c.steps.pop_front();
@@ -166,7 +141,8 @@ impl Timeline {
             t,
             door: door.to_string(),
             ok,
-            text: text.to_string(),
+            text: text.into_owned(),
+            repeats: 0,
         });
     }
 
@@ -182,46 +158,21 @@ impl Timeline {
     }
 }
 
-/// Feeds every event with a `mac` field into the timeline.
-pub struct TimelineLayer(pub Arc<Timeline>);
-
-#[derive(Default)]
-struct Fields {
-    message: String,
-    mac: Option<String>,
-    ip: Option<String>,
-}
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        match field.name() {
-            "message" => {
-                let _ = write!(self.message, "{value:?}");
-            }
-            "mac" => self.mac = Some(format!("{value:?}")),
-            "ip" => self.ip = Some(format!("{value:?}")),
-            _ => {}
+/// What an event adds to the totals.
+fn count(c: &mut Counters, e: &Event) {
+    match e.kind {
+        Kind::Request => c.dhcp_requests += 1,
+        Kind::Reply => c.proxy_replies += 1,
+        Kind::FileSent => c.tftp_files += 1,
+        Kind::FileMissing { expected: false } | Kind::FileRefused | Kind::TransferFailed => {
+            c.tftp_errors += 1
         }
+        Kind::Http => c.http_requests += 1,
+        Kind::Mount => c.nfs_mounts += 1,
+        _ => {}
     }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "message" => self.message.push_str(value),
-            "mac" => self.mac = Some(value.to_string()),
-            "ip" => self.ip = Some(value.to_string()),
-            _ => {}
-        }
-    }
-}
-
-impl<S: Subscriber> Layer<S> for TimelineLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut f = Fields::default();
-        event.record(&mut f);
-        let Some(mac) = f.mac.filter(|m| m.len() == 17) else {
-            return;
-        };
-        self.0
-            .record(&mac, f.ip.as_deref(), *event.metadata().level(), &f.message);
+    if e.level == Level::Warn {
+        c.warnings += 1;
     }
 }
 
@@ -243,16 +194,28 @@ pub fn report(s: &Snapshot) -> String {
         for st in &c.steps {
             let _ = writeln!(
                 out,
-                "  {} {:<5} {} {}",
+                "  {} {:<5} {} {}{}",
                 clock(st.t),
                 st.door,
                 if st.ok { "✓" } else { "✗" },
-                st.text
+                st.text,
+                st.repeated()
             );
         }
     }
     let _ = writeln!(out, "totals: {}", s.counters.summary());
     out
+}
+
+impl Step {
+    /// " (and 312 more times)" when repeats were folded into this step.
+    pub fn repeated(&self) -> String {
+        match self.repeats {
+            0 => String::new(),
+            1 => " (and once more)".into(),
+            n => format!(" (and {n} more times)"),
+        }
+    }
 }
 
 impl Counters {
@@ -280,53 +243,57 @@ pub fn clock(t: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Door;
+    use crate::mac::Mac;
+
+    const M: Mac = Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+
+    fn ev(door: Door, kind: Kind, level: Level, text: &str) -> Event {
+        Event::new(door, kind, level, text).mac(Some(M))
+    }
 
     #[test]
-    fn lines_become_a_bounded_timeline_per_client() {
+    fn events_become_a_bounded_timeline_per_client() {
         let t = Timeline::default();
-        let m = "52:54:00:12:34:56";
+        let ip = Some("10.0.0.5".parse().unwrap());
         t.record(
-            m,
-            Some("-"),
-            Level::INFO,
-            "DHCPDISCOVER from 52:54:00:12:34:56 to port 67 (PXEClient:Arch:00007:UNDI:003000, arch 7 EFI BC) via eth0",
+            &ev(
+                Door::Dhcp,
+                Kind::Request,
+                Level::Info,
+                "DHCPDISCOVER from …",
+            )
+            .firmware("PXEClient:Arch:00007:UNDI:003000, arch 7 EFI BC"),
         );
-        t.record(
-            m,
-            Some("10.0.0.5"),
-            Level::INFO,
-            "DHCPREQUEST from 52:54:00:12:34:56 to port 4011 (…)",
-        );
-        t.record(
-            m,
-            Some("10.0.0.5"),
-            Level::INFO,
-            "sent syslinux.efi to 10.0.0.5: 200 bytes",
-        );
-        t.record(
-            m,
-            Some("10.0.0.5"),
-            Level::INFO,
-            "DHCPACK to 52:54:00:12:34:56 at 10.0.0.5:68: boot file a from 10.0.0.2",
-        );
-        t.record(
-            m,
-            Some("10.0.0.5"),
-            Level::INFO,
-            "NAK File not found: x (RRQ from 10.0.0.5)",
-        );
-        t.record(
-            m,
-            Some("10.0.0.5"),
-            Level::INFO,
-            "NAK File not found: pxelinux.cfg/0A (RRQ from 10.0.0.5; normal when absent)",
-        );
-        t.record(
-            m,
-            Some("10.0.0.5"),
-            Level::WARN,
-            "MOUNT /srv/nfsroot from 10.0.0.5 refused: NOENT",
-        );
+        t.record(&ev(Door::Pxe, Kind::Request, Level::Info, "DHCPREQUEST …").ip(ip));
+        t.record(&ev(
+            Door::Tftp,
+            Kind::FileSent,
+            Level::Info,
+            "sent syslinux.efi",
+        ));
+        t.record(&ev(Door::Pxe, Kind::Reply, Level::Info, "DHCPACK …"));
+        t.record(&ev(
+            Door::Tftp,
+            Kind::FileMissing { expected: false },
+            Level::Info,
+            "NAK x",
+        ));
+        t.record(&ev(
+            Door::Tftp,
+            Kind::FileMissing { expected: true },
+            Level::Info,
+            "NAK 0A",
+        ));
+        t.record(&ev(
+            Door::Nfs,
+            Kind::NfsRefused,
+            Level::Warn,
+            "MOUNT refused",
+        ));
+        // debug remarks are counted, not shown; events without a MAC only counted
+        t.record(&ev(Door::Dhcp, Kind::NotAnswered, Level::Debug, "not PXE"));
+        t.record(&Event::new(Door::Http, Kind::Http, Level::Info, "GET /x"));
         let s = t.snapshot();
         let c = &s.clients[0];
         assert_eq!(c.ip.as_deref(), Some("10.0.0.5"));
@@ -341,20 +308,46 @@ mod tests {
         assert_eq!(s.counters.proxy_replies, 1);
         assert_eq!(s.counters.tftp_files, 1);
         assert_eq!(s.counters.tftp_errors, 1);
-        assert_eq!(s.counters.nfs_mounts, 0);
+        assert_eq!(s.counters.http_requests, 1);
+        assert_eq!(s.counters.warnings, 1);
         for i in 0..500 {
-            t.record(m, None, Level::INFO, &format!("sent f{i} to 10.0.0.5"));
+            t.record(&ev(
+                Door::Tftp,
+                Kind::FileSent,
+                Level::Info,
+                &format!("sent f{i}"),
+            ));
         }
         assert_eq!(t.snapshot().clients[0].steps.len(), MAX_EVENTS);
-        for i in 0..600 {
+        for i in 0..600u32 {
+            let b = i.to_be_bytes();
             t.record(
-                &format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256),
-                None,
-                Level::INFO,
-                "DHCPDISCOVER from x",
+                &Event::new(Door::Dhcp, Kind::Request, Level::Info, "DHCPDISCOVER")
+                    .mac(Some(Mac([2, 0, 0, 0, b[2], b[3]]))),
             );
         }
         assert_eq!(t.snapshot().clients.len(), MAX_CLIENTS);
         assert!(report(&t.snapshot()).contains("totals:"));
+    }
+
+    #[test]
+    fn a_flood_folds_into_one_step_and_long_text_is_cut() {
+        let t = Timeline::default();
+        for _ in 0..313 {
+            t.record(&ev(
+                Door::Dhcp,
+                Kind::Request,
+                Level::Info,
+                "DHCPDISCOVER from x",
+            ));
+        }
+        t.record(&ev(Door::Dhcp, Kind::Reply, Level::Info, &"y".repeat(5000)));
+        let s = t.snapshot();
+        let steps = &s.clients[0].steps;
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].repeats, 312);
+        assert!(report(&s).contains("(and 312 more times)"));
+        assert!(steps[1].text.len() <= MAX_STEP_TEXT + 4);
+        assert_eq!(s.counters.dhcp_requests, 313);
     }
 }

@@ -198,3 +198,79 @@ fn status_page_refuses_a_non_loopback_address_unless_allowed() {
         Duration::from_secs(5),
     );
 }
+
+#[test]
+fn the_timeline_and_metrics_do_not_depend_on_the_log_level() {
+    if !root_or_skip("the_timeline_and_metrics_do_not_depend_on_the_log_level") {
+        return;
+    }
+    require("curl");
+    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT]);
+    let dlog = start_dnsmasq(
+        &mut lan,
+        "router",
+        &[
+            "--bind-interfaces",
+            "--dhcp-range=10.81.0.100,10.81.0.200,1h",
+            "--no-ping",
+        ],
+    );
+    wait_for_log(&dlog, "DHCP, IP range", Duration::from_secs(10));
+    // protocol events at warn only; start-up lines still at info
+    let (log, cfg) = common::netns::start_server_env(
+        &mut lan,
+        "pxe",
+        "",
+        &[],
+        &[("PXE_SIDECAR_LOG", "warn,pxe_sidecar::serve=info")],
+    );
+    let o = lan.exec(
+        "client",
+        &[
+            env!("CARGO_BIN_EXE_pxe-sidecar"),
+            "probe",
+            "--interface",
+            "eth0",
+            "--arch",
+            "efi64",
+            "--wait",
+            "2",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("✓ TFTP snponly.efi"),
+        "{o:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let json: serde_json::Value =
+        serde_json::from_str(&common::netns::status(&lan, "pxe", &cfg, true)).unwrap();
+    let steps: Vec<String> = json["clients"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap().to_string())
+        .collect();
+    for want in [
+        "DHCPDISCOVER from",
+        "proxy DHCPOFFER",
+        "DHCPACK to",
+        "RRQ from",
+        "sent snponly.efi",
+    ] {
+        assert!(
+            steps.iter().any(|s| s.contains(want)),
+            "no {want:?} in {steps:#?}"
+        );
+    }
+    assert!(json["counters"]["tftp_files"].as_u64().unwrap() >= 1);
+    assert!(json["counters"]["proxy_replies"].as_u64().unwrap() >= 2);
+    let metrics = lan.exec("pxe", &["curl", "-sf", "http://127.0.0.1:9090/metrics"]);
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        !metrics.contains("pxe_sidecar_tftp_files_sent_total 0\n"),
+        "{metrics}"
+    );
+    // and the log itself was quiet about all of it
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("sent snponly.efi"), "{text}");
+}

@@ -45,6 +45,7 @@ use super::policy::{CLIENTS_DIR, Layout, MYSELF, Place, TEMPLATE};
 use super::sys::{self, Stat};
 use crate::clients::Clients;
 use crate::config::{NfsAllow, NfsConfig, Squash};
+use crate::event::{Door, Event, Kind, Level, emit};
 
 /// Files kept open between READs.
 const OPEN_FILES: usize = 64;
@@ -357,12 +358,19 @@ impl RootFs {
         Who { ip, auth }
     }
 
-    /// The caller's address and MAC as log lines show them ("-" if unknown).
-    fn shown(&self, who: &Who) -> (String, String) {
-        match who.ip {
-            Some(ip) => (ip.to_string(), self.clients.mac_of(IpAddr::V4(ip))),
-            None => ("-".into(), "-".into()),
-        }
+    /// Reports an event about the caller (its address, and its MAC if known).
+    fn say(&self, who: &Who, kind: Kind, level: Level, text: String) {
+        let mac = who.ip.and_then(|ip| self.clients.mac(ip));
+        emit(
+            Event::new(Door::Nfs, kind, level, text)
+                .mac(mac)
+                .ip(who.ip.map(IpAddr::V4)),
+        );
+    }
+
+    /// The caller's address as log lines show it.
+    fn from(who: &Who) -> String {
+        who.ip.map_or_else(|| "-".to_string(), |ip| ip.to_string())
     }
 
     /// The id of the caller's per-client area, if we know who it is.
@@ -387,10 +395,16 @@ impl RootFs {
         let last = seen.get(&IpAddr::V4(ip)).copied();
         if last.is_none_or(|t| now.duration_since(t).as_secs() >= 60) && seen.len() < 1024 {
             seen.insert(IpAddr::V4(ip), now);
-            let mac = self.clients.mac_of(IpAddr::V4(ip));
-            warn!(
-                ip = %ip, mac = %mac,
-                "NFS refused {ip}: not allowed by [nfs] allow (it did not PXE-boot through us, or its address and MAC do not match what the LAN shows, and it is on no listed subnet)"
+            drop(seen);
+            let who = Who {
+                ip: Some(ip),
+                auth: None,
+            };
+            self.say(
+                &who,
+                Kind::NfsRefused,
+                Level::Warn,
+                format!("NFS refused {ip}: not allowed by [nfs] allow (it did not PXE-boot through us, or its address and MAC do not match what the LAN shows, and it is on no listed subnet)"),
             );
         }
         false
@@ -590,11 +604,18 @@ impl RootFs {
         if let Place::Area(id) = place {
             let mine = self.area_of(who);
             if mine.as_deref() != Some(id.as_str()) {
-                let (from, _) = self.shown(who);
-                warn!(
-                    ip = %from,
-                    "NFS refused {from}: handle of client area {id:?}, caller's area is {}",
-                    mine.map_or_else(|| "unknown (not identified)".to_string(), |m| format!("{m:?}"))
+                let from = Self::from(who);
+                let mine = mine.map_or_else(
+                    || "unknown (not identified)".to_string(),
+                    |m| format!("{m:?}"),
+                );
+                self.say(
+                    who,
+                    Kind::NfsRefused,
+                    Level::Warn,
+                    format!(
+                        "NFS refused {from}: handle of client area {id:?}, caller's area is {mine}"
+                    ),
                 );
                 return Err(nfsstat3::NFS3ERR_ACCES);
             }
@@ -649,8 +670,13 @@ impl RootFs {
     /// on first use.
     fn my_area(&self, who: &Who) -> Result<(Id, PathBuf, Stat), nfsstat3> {
         let Some(area) = self.area_of(who) else {
-            let (from, _) = self.shown(who);
-            warn!(ip = %from, "NFS refused {from} its per-client area: the LAN does not show which machine it is (no neighbour entry matching a PXE client)");
+            let from = Self::from(who);
+            self.say(
+                who,
+                Kind::NfsRefused,
+                Level::Warn,
+                format!("NFS refused {from} its per-client area: the LAN does not show which machine it is (no neighbour entry matching a PXE client)"),
+            );
             return Err(nfsstat3::NFS3ERR_ACCES);
         };
         act(&Ident::server())?;
@@ -665,8 +691,14 @@ impl RootFs {
             warn!("NFS: creating per-client area {area:?}: {e}");
             io_status(e)
         })?;
-        let (from, mac) = self.shown(who);
-        info!(ip = %from, mac = %mac, "NFS new per-client area {} for {from}", self.areas.path.join(&area).display());
+        let from = Self::from(who);
+        let made = self.areas.path.join(&area);
+        self.say(
+            who,
+            Kind::NfsArea,
+            Level::Info,
+            format!("NFS new per-client area {} for {from}", made.display()),
+        );
         let st = sys::stat_at(&self.areas.fd, name).map_err(io_status)?;
         Ok((Id::of(Zone::Areas, &st), PathBuf::from(&area), st))
     }
@@ -976,17 +1008,27 @@ impl NfsReadFileSystem for RootFs {
             }
         }
         let shown = self.tree.path.join(path.trim_start_matches('/'));
-        let (from, mac) = self.shown(&who);
+        let from = Self::from(&who);
         match result {
             Ok(()) => {
                 if let Some(ip) = who.ip {
                     self.clients.mounted(ip);
                 }
-                info!(ip = %from, mac = %mac, "MOUNT {} from {from}", shown.display());
+                self.say(
+                    &who,
+                    Kind::Mount,
+                    Level::Info,
+                    format!("MOUNT {} from {from}", shown.display()),
+                );
                 Ok(fh)
             }
             Err(e) => {
-                warn!(ip = %from, mac = %mac, "MOUNT {} from {from} refused: {e:?}", shown.display());
+                self.say(
+                    &who,
+                    Kind::NfsRefused,
+                    Level::Warn,
+                    format!("MOUNT {} from {from} refused: {e:?}", shown.display()),
+                );
                 Err(e)
             }
         }

@@ -188,16 +188,28 @@ impl Lan {
     /// `<label>.log` in the LAN's temp dir.
     pub fn spawn(&mut self, host: &str, label: &str, cmd: &[&str]) -> PathBuf {
         let ns = self.ns(host);
-        self.spawn_in(&ns, label, cmd)
+        self.spawn_in(&ns, label, cmd, &[])
+    }
+
+    /// As `spawn`, with extra environment variables.
+    pub fn spawn_env(
+        &mut self,
+        host: &str,
+        label: &str,
+        cmd: &[&str],
+        env: &[(&str, &str)],
+    ) -> PathBuf {
+        let ns = self.ns(host);
+        self.spawn_in(&ns, label, cmd, env)
     }
 
     /// Starts a long-running command in the switch namespace (qemu on a tap).
     pub fn spawn_on_switch(&mut self, label: &str, cmd: &[&str]) -> PathBuf {
         let ns = self.switch.clone();
-        self.spawn_in(&ns, label, cmd)
+        self.spawn_in(&ns, label, cmd, &[])
     }
 
-    fn spawn_in(&mut self, ns: &str, label: &str, cmd: &[&str]) -> PathBuf {
+    fn spawn_in(&mut self, ns: &str, label: &str, cmd: &[&str], env: &[(&str, &str)]) -> PathBuf {
         let log = self.path(&format!("{label}.log"));
         let out = File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
@@ -207,6 +219,7 @@ impl Lan {
             .args(["netns", "exec", ns])
             .args(cmd)
             .env("PXE_SIDECAR_STATUS__SOCKET", self.path("status.sock"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -308,6 +321,17 @@ pub fn wait_for_log(file: &Path, needle: &str, within: Duration) -> String {
 /// Starts `pxe-sidecar serve` on a host with `config` (TOML text) and waits
 /// until it listens. Returns its log and config paths.
 pub fn start_server(lan: &mut Lan, host: &str, config: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    start_server_env(lan, host, config, extra, &[])
+}
+
+/// As `start_server`, with extra environment variables for the server.
+pub fn start_server_env(
+    lan: &mut Lan,
+    host: &str,
+    config: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (PathBuf, PathBuf) {
     let cfg = lan.path("pxe.toml");
     std::fs::write(&cfg, config).unwrap();
     let cfg_s = cfg.display().to_string();
@@ -320,7 +344,7 @@ pub fn start_server(lan: &mut Lan, host: &str, config: &str, extra: &[&str]) -> 
         "eth0",
     ];
     args.extend_from_slice(extra);
-    let log = lan.spawn(host, "pxe-sidecar", &args);
+    let log = lan.spawn_env(host, "pxe-sidecar", &args, env);
     wait_for_log(&log, "proxyDHCP listening", Duration::from_secs(10));
     (log, cfg)
 }
