@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::event::{Door, Event, Kind, Level, emit};
 use crate::mac::Mac;
+use crate::step::{Claim, Proof};
 
 /// Bound on remembered addresses and on answered machines. When full, the
 /// longest-unseen sixteenth goes; addresses that have mounted stay.
@@ -129,59 +130,37 @@ impl Clients {
         self.table().answered.get(&mac).map(Instant::elapsed)
     }
 
-    /// A DHCP request that came from `ip` and names `mac` as its `chaddr`
-    /// and `ip` as its `ciaddr`. `frame_mac` is the Ethernet source when the
-    /// door saw the frame; otherwise (port 4011, a UDP socket) the
-    /// neighbour table must agree. Returns the MAC the LAN shows instead
-    /// when it disagrees (nothing is learned then).
-    pub fn claim(&self, ip: Ipv4Addr, mac: Mac, frame_mac: Option<Mac>) -> Result<(), Mac> {
+    /// Takes a request's claim on its address (`step::Claim`): the Ethernet
+    /// source or the neighbour table must show the same MAC, except behind
+    /// a relay the config names, where the 4011 step's `chaddr` is all
+    /// there is. Returns the MAC known at that address instead when it
+    /// disagrees, or when that address mounted as another MAC (nothing is
+    /// learned then).
+    pub fn claim(&self, c: &Claim) -> Result<(), Mac> {
+        let (ip, mac) = (c.ip, c.mac);
         if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
             return Ok(());
         }
-        let shown = match frame_mac {
-            Some(m) => Some(m),
-            None => (self.neighbours)(ip),
+        let shown = match c.proof {
+            Proof::Frame(m) => Some(m),
+            Proof::Neighbour => (self.neighbours)(ip),
+            Proof::Relayed => None,
         };
         if let Some(other) = shown.filter(|m| *m != mac) {
             return Err(other);
         }
-        let mut t = self.table();
-        if let Some(e) = t.by_ip.get_mut(&ip) {
-            if e.mounted && e.mac != mac {
-                return Err(e.mac);
-            }
-            e.mac = mac;
-            e.seen = Instant::now();
-            e.checked = shown.map(|m| (Some(m), Instant::now()));
-            return Ok(());
-        }
-        t.add(
-            ip,
-            Entry {
-                mac,
-                seen: Instant::now(),
-                checked: shown.map(|m| (Some(m), Instant::now())),
-                mounted: false,
-                relayed: false,
-            },
-        );
-        Ok(())
-    }
-
-    /// The 4011 REQUEST of a client behind a relay the config names, sent
-    /// from the address it names as its `ciaddr`: the one case where the
-    /// `chaddr` is taken as the machine's MAC without the LAN showing it.
-    /// An address that mounted as another MAC is not rebound.
-    pub fn claim_relayed(&self, ip: Ipv4Addr, mac: Mac) -> Result<(), Mac> {
-        let mut t = self.table();
+        let relayed = c.proof == Proof::Relayed;
         let now = Instant::now();
+        let checked = shown.map(|m| (Some(m), now));
+        let mut t = self.table();
         if let Some(e) = t.by_ip.get_mut(&ip) {
             if e.mounted && e.mac != mac {
                 return Err(e.mac);
             }
             e.mac = mac;
             e.seen = now;
-            e.relayed = true;
+            e.checked = checked;
+            e.relayed = relayed;
             return Ok(());
         }
         t.add(
@@ -189,9 +168,9 @@ impl Clients {
             Entry {
                 mac,
                 seen: now,
-                checked: None,
+                checked,
                 mounted: false,
-                relayed: true,
+                relayed,
             },
         );
         Ok(())
@@ -355,6 +334,10 @@ mod tests {
     const B: Mac = Mac([2, 0, 0, 0, 0, 0x0b]);
     const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 10);
 
+    fn claim(ip: Ipv4Addr, mac: Mac, proof: Proof) -> Claim {
+        Claim { ip, mac, proof }
+    }
+
     fn lan(table: Arc<Mutex<HashMap<Ipv4Addr, Mac>>>) -> Clients {
         Clients::with_neighbours(Arc::new(move |ip| table.lock().unwrap().get(&ip).copied()))
     }
@@ -364,9 +347,9 @@ mod tests {
         let table = Arc::new(Mutex::new(HashMap::from([(IP, A)])));
         let c = lan(table);
         // B's MAC in chaddr, sent from A's address: one forged 4011 REQUEST
-        assert_eq!(c.claim(IP, B, None), Err(A));
-        assert_eq!(c.claim(IP, B, Some(A)), Err(A));
-        assert_eq!(c.claim(IP, A, None), Ok(()));
+        assert_eq!(c.claim(&claim(IP, B, Proof::Neighbour)), Err(A));
+        assert_eq!(c.claim(&claim(IP, B, Proof::Frame(A))), Err(A));
+        assert_eq!(c.claim(&claim(IP, A, Proof::Neighbour)), Ok(()));
         assert_eq!(c.identify(IP), Some(A));
     }
 
@@ -390,7 +373,7 @@ mod tests {
         c.mounted(IP);
         table.lock().unwrap().insert(IP, B);
         // the cached look is fresh for NEIGH_TTL; a new claim reads again
-        assert_eq!(c.claim(IP, B, None), Err(A));
+        assert_eq!(c.claim(&claim(IP, B, Proof::Neighbour)), Err(A));
         let t = c.table();
         assert!(t.by_ip[&IP].mounted && t.by_ip[&IP].mac == A);
     }
@@ -398,14 +381,14 @@ mod tests {
     #[test]
     fn a_flood_evicts_old_entries_but_keeps_mounted_ones() {
         let c = Clients::with_neighbours(Arc::new(|_| None));
-        c.claim(IP, A, Some(A)).unwrap();
+        c.claim(&claim(IP, A, Proof::Frame(A))).unwrap();
         c.table().by_ip.get_mut(&IP).unwrap().mounted = true;
         c.answered(A);
         for i in 0..3 * MAX as u32 {
             let ip = Ipv4Addr::from(0x0a01_0000 + i);
             let b = i.to_be_bytes();
             let mac = Mac([2, 1, b[0], b[1], b[2], b[3]]);
-            c.claim(ip, mac, Some(mac)).unwrap();
+            c.claim(&claim(ip, mac, Proof::Frame(mac))).unwrap();
             c.answered(mac);
         }
         let t = c.table();
@@ -419,10 +402,10 @@ mod tests {
     fn clients_behind_a_named_relay_are_known_by_their_4011_step() {
         let c = Clients::with_neighbours(Arc::new(|_| None));
         assert_eq!(c.identify(IP), None);
-        c.claim_relayed(IP, A).unwrap();
+        c.claim(&claim(IP, A, Proof::Relayed)).unwrap();
         assert_eq!(c.identify(IP), Some(A));
         c.mounted(IP);
-        assert_eq!(c.claim_relayed(IP, B), Err(A));
+        assert_eq!(c.claim(&claim(IP, B, Proof::Relayed)), Err(A));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod replay;
 pub mod rootfs;
 pub mod serve;
 pub mod status;
+pub mod step;
 pub mod text;
 pub mod tftp;
 pub mod timeline;

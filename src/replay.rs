@@ -1,7 +1,7 @@
 //! `pxe-sidecar replay`: a capture in, the core's decisions out. Reads classic
-//! pcap and pcapng, feeds every DHCP datagram through the same
-//! `classify` → `decide` path as the live listener (capture time as the
-//! clock), and can write the replies as full frames to a new pcap.
+//! pcap and pcapng, feeds every DHCP datagram through the same frame step
+//! as the live doors (`step.rs`; capture time as the clock), and can write
+//! the replies as full frames to a new pcap.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -16,6 +16,7 @@ use crate::config::ProxyConfig;
 use crate::frame::{self, Link};
 use crate::mac::Mac;
 use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, Meta, PXE_PORT, Proxy, Reply};
+use crate::step::{self, Datagram, Decision, Facts, Send};
 
 /// The identity replies are sent from when replaying (TEST-NET-1, RFC 5737,
 /// and a locally administered MAC) unless the config names a server address.
@@ -183,25 +184,48 @@ pub fn replay(
             dst_port: udp.dst.port(),
         };
         let head = format!("#{} {:>4}.{:06}", f.number, t.as_secs(), t.subsec_micros());
-        let (line, reply) = match proxy::classify(udp.payload, meta) {
-            Err(why) => (
+        let facts = Facts {
+            cfg,
+            ip: server,
+            mac: server_mac,
+        };
+        let decision =
+            match step::step(&mut core, &facts, &Datagram::of(&udp), t.as_millis() as u64) {
+                Err(skip) => Err(format!(
+                    "{head} {} -> {skip}",
+                    proxy::peek(udp.payload, meta)
+                )),
+                Ok(d) => Ok(d),
+            };
+        let (line, reply) = match decision {
+            Err(line) => (line, None),
+            Ok(Decision {
+                outcome: Err(why), ..
+            }) => (
                 format!("{head} {} -> ignore: {why}", proxy::peek(udp.payload, meta)),
                 None,
             ),
-            Ok(req) => {
+            Ok(d) => {
+                let send = d.send(&facts);
+                let Ok((req, decided)) = d.outcome else {
+                    continue;
+                };
                 let what = proxy::describe_request(&req);
-                match core.decide(cfg, server, &req, t.as_millis() as u64) {
-                    Err(why) => (format!("{head} {what} -> ignore: {why}"), None),
-                    Ok(reply) => {
-                        let src = SocketAddrV4::new(server, reply.src_port);
-                        let dst = reply.dest.addr();
-                        // A relay's MAC is whatever sent us the request.
-                        let dst_mac = reply
-                            .dest
-                            .link_mac()
-                            .or(udp.src_mac)
-                            .unwrap_or(Mac::BROADCAST);
-                        let bytes = frame::build(server_mac, dst_mac, src, dst, &reply.payload);
+                match (decided, send) {
+                    (Err(why), _) => (format!("{head} {what} -> ignore: {why}"), None),
+                    (Ok(reply), send) => {
+                        let bytes = match send {
+                            Some(Send::Link(frame)) => frame,
+                            // routed replies (a relay, the 4011 ACK) leave
+                            // toward whatever sent us the request
+                            _ => frame::build(
+                                server_mac,
+                                udp.src_mac.unwrap_or(Mac::BROADCAST),
+                                SocketAddrV4::new(server, reply.src_port),
+                                reply.dest.addr(),
+                                &reply.payload,
+                            ),
+                        };
                         let line = format!(
                             "{head} {what} -> {}",
                             proxy::describe_reply(&req, &reply, server)

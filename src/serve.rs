@@ -1,7 +1,7 @@
 //! `pxe-sidecar serve`: the live shell around the proxy core. It owns the
 //! sockets, the clock, signals and logs; every decision is the core's.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,7 +19,8 @@ use crate::files::Tree;
 use crate::frame::{self, Link};
 use crate::listen::{self, Interface, RawSocket};
 use crate::mac::Mac;
-use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, Dest, Ignore, Meta, PXE_PORT, Proxy};
+use crate::proxy::{self, Meta, PXE_PORT, Proxy};
+use crate::step::{self, Claim, Datagram, Decision, Facts, Send, Skip};
 use crate::{http, tftp};
 use crate::{ndp, nfs, privs};
 
@@ -321,62 +322,56 @@ impl Server {
         self.started.elapsed()
     }
 
-    /// Classify and decide; no logging here, so the reply leaves first.
-    /// `frame_mac` is the Ethernet source when the door saw the frame.
-    fn process(&self, payload: &[u8], meta: Meta, frame_mac: Option<Mac>) -> Processed {
+    /// The frame step (src/step.rs) on one datagram, and what it learned
+    /// applied; no logging here, so the reply leaves first.
+    fn process(&self, d: &Datagram) -> Result<Processed, Skip> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
-        let outcome = proxy::classify(payload, meta).map(|req| {
-            // Only a request sent from the address it names as its own
-            // ties that address to its MAC, and only when the LAN agrees
-            // (src/clients.rs); option 50 and other servers' ACKs do not.
-            let own_address = *meta.src.ip() == req.ciaddr
-                && req.giaddr.is_unspecified()
-                && !req.ciaddr.is_unspecified();
-            let relayed = frame_mac.is_none()
-                && live.cfg.proxy.relays.iter().any(|r| r.serves(req.ciaddr));
-            let claimed = match (own_address, relayed) {
-                (false, _) => Ok(()),
-                (true, true) => self.clients.claim_relayed(req.ciaddr, req.mac),
-                (true, false) => self.clients.claim(req.ciaddr, req.mac, frame_mac),
-            };
-            if let Err(shown) = claimed {
-                emit(
-                    Event::new(
-                        door_of(meta),
-                        Kind::Identity,
-                        Level::Warn,
-                        format!(
-                            "{} claims {} in a request, but the LAN shows {shown} at that address: not taken as that machine's address",
-                            req.mac, req.ciaddr
-                        ),
-                    )
-                    .mac(Some(req.mac))
-                    .ip(Some(IpAddr::V4(req.ciaddr))),
-                );
-            }
-            let now = self.now().as_millis() as u64;
-            let decision = self.core.lock().unwrap_or_else(|e| e.into_inner()).decide(
-                &live.cfg.proxy,
-                live.iface.ipv4,
-                &req,
-                now,
-            );
-            if decision.is_ok() {
-                self.clients.answered(req.mac);
-            }
-            (req, decision)
-        });
-        Processed {
-            meta,
-            outcome,
-            iface: live.iface.clone(),
+        let facts = Facts {
+            cfg: &live.cfg.proxy,
+            ip: live.iface.ipv4,
+            mac: live.iface.mac,
+        };
+        let now = self.now().as_millis() as u64;
+        let decision = step::step(
+            &mut self.core.lock().unwrap_or_else(|e| e.into_inner()),
+            &facts,
+            d,
+            now,
+        )?;
+        let send = decision.send(&facts);
+        if let Ok((req, Ok(_))) = &decision.outcome {
+            self.clients.answered(req.mac);
         }
+        let refused = decision
+            .claim
+            .and_then(|c| self.clients.claim(&c).err().map(|shown| (c, shown)));
+        Ok(Processed {
+            decision,
+            send,
+            refused,
+            iface: live.iface.clone(),
+        })
     }
 
     /// The events of one datagram, reported after its reply was sent.
     fn log(&self, p: &Processed, payload: &[u8]) {
-        let meta = p.meta;
-        let (req, decision) = match &p.outcome {
+        let meta = p.decision.meta;
+        if let Some((c, shown)) = p.refused {
+            emit(
+                Event::new(
+                    door_of(meta),
+                    Kind::Identity,
+                    Level::Warn,
+                    format!(
+                        "{} claims {} in a request, but {shown} is known at that address: not taken as that machine's address",
+                        c.mac, c.ip
+                    ),
+                )
+                .mac(Some(c.mac))
+                .ip(Some(IpAddr::V4(c.ip))),
+            );
+        }
+        let (req, decision) = match &p.decision.outcome {
             Ok(x) => x,
             // no client to name (not PXE, malformed): a log line only
             Err(why) => {
@@ -450,15 +445,11 @@ fn door_of(meta: Meta) -> Door {
 /// What one datagram came to, kept until its reply is on the wire so that
 /// formatting the log lines never delays the reply.
 struct Processed {
-    meta: Meta,
-    outcome: Result<(proxy::Request, Result<proxy::Reply, Ignore>), Ignore>,
+    decision: Decision,
+    send: Option<Send>,
+    /// A claim on an address that the LAN (or a mount) contradicts.
+    refused: Option<(Claim, Mac)>,
     iface: Interface,
-}
-
-impl Processed {
-    fn reply(&self) -> Option<&proxy::Reply> {
-        self.outcome.as_ref().ok()?.1.as_ref().ok()
-    }
 }
 
 async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> Result<()> {
@@ -468,55 +459,39 @@ async fn raw_loop(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> R
         let Some(udp) = frame::udp(Link::Ethernet, &buf[..len]) else {
             continue;
         };
-        let our_mac = server
-            .live
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iface
-            .mac;
-        if udp.src_mac == Some(our_mac) {
-            continue;
-        }
-        let meta = Meta {
-            src: udp.src,
-            dst_port: udp.dst.port(),
-        };
-        if udp.dst.port() == DHCP_CLIENT_PORT {
-            // Another server's offer or ACK: part of the client's story
-            // (anyone can forge one: nothing is learned from it).
-            if event::log_ok() {
-                debug!("{}", proxy::peek(udp.payload, meta));
-            }
-            continue;
-        }
-        if udp.dst.port() != DHCP_SERVER_PORT {
-            continue;
-        }
-        let p = server.process(udp.payload, meta, udp.src_mac);
-        if let Some(reply) = p.reply() {
-            let iface = &p.iface;
-            let res = match reply.dest {
-                // Relay agents are routed, not on our link: let the kernel route it.
-                Dest::Relay(addr) => pxe
-                    .send_to(&reply.payload, SocketAddr::V4(addr))
-                    .await
-                    .map(|_| ()),
-                dest => {
-                    let f = frame::build(
-                        iface.mac,
-                        dest.link_mac().unwrap_or(Mac::BROADCAST),
-                        SocketAddrV4::new(iface.ipv4, reply.src_port),
-                        dest.addr(),
-                        &reply.payload,
-                    );
-                    raw.send(&f).await
+        let d = Datagram::of(&udp);
+        let p = match server.process(&d) {
+            Ok(p) => p,
+            Err(Skip::ToClient) => {
+                if event::log_ok() {
+                    debug!("{}", proxy::peek(udp.payload, d_meta(&d)));
                 }
-            };
-            if let Err(e) = res {
-                warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
+                continue;
             }
+            Err(_) => continue,
+        };
+        let sent = match &p.send {
+            Some(Send::Link(frame)) => raw.send(frame).await,
+            // relay agents are routed, not on our link: the kernel routes it
+            Some(Send::Routed(addr)) => {
+                let payload = p.decision.reply().map_or(&[][..], |r| &r.payload[..]);
+                pxe.send_to(payload, SocketAddr::V4(*addr))
+                    .await
+                    .map(|_| ())
+            }
+            None => Ok(()),
+        };
+        if let (Err(e), Some(reply)) = (sent, p.decision.reply()) {
+            warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
         }
         server.log(&p, udp.payload);
+    }
+}
+
+fn d_meta(d: &Datagram) -> Meta {
+    Meta {
+        src: d.src,
+        dst_port: d.dst_port,
     }
 }
 
@@ -531,17 +506,17 @@ async fn pxe_loop(server: Arc<Server>, sock: Arc<UdpSocket>) -> Result<()> {
             }
         };
         let SocketAddr::V4(src) = from else { continue };
-        let meta = Meta {
+        let d = Datagram {
+            src_mac: None,
             src,
             dst_port: PXE_PORT,
+            payload: &buf[..n],
         };
-        let p = server.process(&buf[..n], meta, None);
-        if let Some(reply) = p.reply()
-            && let Err(e) = sock
-                .send_to(&reply.payload, SocketAddr::V4(reply.dest.addr()))
-                .await
+        let Ok(p) = server.process(&d) else { continue };
+        if let (Some(Send::Routed(addr)), Some(reply)) = (&p.send, p.decision.reply())
+            && let Err(e) = sock.send_to(&reply.payload, SocketAddr::V4(*addr)).await
         {
-            warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
+            warn!("sending {} to {addr}: {e}", reply.msg);
         }
         server.log(&p, &buf[..n]);
     }

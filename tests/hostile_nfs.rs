@@ -371,7 +371,7 @@ fn a_forged_chaddr_takes_neither_mount_rights_nor_an_area() {
     });
     wait_for_log(
         &log,
-        "but the LAN shows 02:00:00:00:00:0c",
+        "but 02:00:00:00:00:0c is known at that address",
         Duration::from_secs(5),
     );
     let e = export.clone();

@@ -248,3 +248,37 @@ fn unreadable_capture_is_an_error() {
     );
     assert!(replay::replay(&[], &cfg.proxy, REPLAY_SERVER_IP, REPLAY_SERVER_MAC).is_err());
 }
+
+/// A classic pcap of Ethernet frames, one per millisecond.
+fn pcap_of(frames: &[Vec<u8>]) -> Vec<u8> {
+    use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+    let mut w = PcapWriter::with_header(Vec::new(), PcapHeader::default()).unwrap();
+    for (i, f) in frames.iter().enumerate() {
+        let t = std::time::Duration::from_millis(i as u64);
+        w.write_packet(&PcapPacket::new(t, f.len() as u32, f))
+            .unwrap();
+    }
+    w.into_writer()
+}
+
+#[test]
+fn replay_applies_the_live_rules_around_the_core() {
+    let cfg = config::validate(Default::default()).unwrap();
+    let mut ours = common::Client::pxe(0);
+    ours.mac = REPLAY_SERVER_MAC.0;
+    let theirs = common::Client::pxe(0);
+    // our own DISCOVER-shaped frame seen again on the tap, then a client's
+    let capture = pcap_of(&[
+        common::discover_frame(&ours),
+        common::discover_frame(&theirs),
+    ]);
+    let out = replay::replay(&capture, &cfg.proxy, REPLAY_SERVER_IP, REPLAY_SERVER_MAC).unwrap();
+    let report = out.report();
+    let lines: Vec<&str> = report.lines().collect();
+    assert!(
+        lines[0].contains("our own frame, seen again: dropped"),
+        "{report}"
+    );
+    assert!(lines[1].contains("proxy DHCPOFFER"), "{report}");
+    assert_eq!(out.replies().count(), 1, "{report}");
+}
