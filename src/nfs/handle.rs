@@ -2,8 +2,8 @@
 //! sealed with a keyed MAC so a LAN peer can neither guess nor forge one.
 //!
 //! knfsd puts (inode, generation) in its handles; the generation tells a
-//! reused inode number from the object a client once looked up. We use the
-//! birth time (statx `btime`) for it. The seal is SipHash-2-4 (128-bit)
+//! reused inode number from the object a client once looked up. We take it
+//! from the kernel's own file handle for the object (see `sys::Stat`). The seal is SipHash-2-4 (128-bit)
 //! under a per-server secret kept in the state dir, so handles stay valid
 //! across restarts and a forged one is refused before any lookup.
 
@@ -35,14 +35,14 @@ pub struct Id {
 }
 
 impl Id {
-    /// The generation mixes the birth time with the device, so that two
-    /// file systems mounted inside one export never share an identity, and
-    /// the handle does not show the device number.
+    /// The generation (`Stat::generation`) is mixed with the device, so
+    /// that two file systems mounted inside one export never share an
+    /// identity, and the handle does not show the device number.
     pub fn of(zone: Zone, st: &Stat) -> Id {
         Id {
             zone,
             ino: st.ino,
-            generation: st.born ^ st.dev.rotate_left(29),
+            generation: st.generation ^ st.dev.rotate_left(29),
         }
     }
 }

@@ -39,9 +39,12 @@ pub struct Stat {
     pub atime: (i64, u32),
     pub mtime: (i64, u32),
     pub ctime: (i64, u32),
-    /// Birth time in nanoseconds where the file system keeps one: a reused
-    /// inode number gets a new one, so it serves as the handle's generation.
-    pub born: u64,
+    /// Tells this object from a later one that reuses its inode number: a
+    /// hash of the kernel's own file handle for it (`name_to_handle_at(2)`,
+    /// which carries the inode generation on ext4, xfs, btrfs and tmpfs and
+    /// stays the same across an overlayfs copy-up with `nfs_export=on`),
+    /// else its birth time, else 0.
+    pub generation: u64,
 }
 
 impl Stat {
@@ -76,13 +79,15 @@ fn statx_raw(dir: RawFd, name: &CString, flags: libc::c_int) -> io::Result<Stat>
         )
     })?;
     let t = |t: libc::statx_timestamp| (t.tv_sec, t.tv_nsec);
-    let born = if sx.stx_mask & libc::STATX_BTIME != 0 {
-        (sx.stx_btime.tv_sec as u64)
-            .wrapping_mul(1_000_000_000)
-            .wrapping_add(u64::from(sx.stx_btime.tv_nsec))
-    } else {
-        0
-    };
+    let generation = kernel_handle(dir, name, flags).unwrap_or_else(|| {
+        if sx.stx_mask & libc::STATX_BTIME != 0 {
+            (sx.stx_btime.tv_sec as u64)
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(u64::from(sx.stx_btime.tv_nsec))
+        } else {
+            0
+        }
+    });
     Ok(Stat {
         mode: u32::from(sx.stx_mode),
         nlink: sx.stx_nlink,
@@ -96,8 +101,39 @@ fn statx_raw(dir: RawFd, name: &CString, flags: libc::c_int) -> io::Result<Stat>
         atime: t(sx.stx_atime),
         mtime: t(sx.stx_mtime),
         ctime: t(sx.stx_ctime),
-        born,
+        generation,
     })
+}
+
+/// A hash of the kernel's file handle for the object (`name_to_handle_at`,
+/// never following a final symlink); `None` where the file system has none.
+fn kernel_handle(dir: RawFd, name: &CString, flags: libc::c_int) -> Option<u64> {
+    // struct file_handle: handle_bytes, handle_type, then MAX_HANDLE_SZ bytes
+    const MAX: usize = 128;
+    let mut buf = [0u8; 8 + MAX];
+    buf[..4].copy_from_slice(&(MAX as u32).to_ne_bytes());
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `buf` holds a file_handle with room for MAX bytes; `name` is
+    // a valid C string; `mount_id` a valid out-pointer.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            dir,
+            name.as_ptr(),
+            buf.as_mut_ptr(),
+            &mut mount_id as *mut libc::c_int,
+            flags & libc::AT_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let len = u32::from_ne_bytes(buf[..4].try_into().ok()?) as usize;
+    let body = buf.get(4..8 + len.min(MAX))?;
+    // FNV-1a: stable across runs (handles must survive a restart)
+    Some(body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    }))
 }
 
 /// The object a descriptor refers to (an `O_PATH` one included).
