@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use crate::config::{self, Config};
 use crate::files::{Refusal, Source, Tree};
-use crate::serve;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -66,7 +65,7 @@ pub fn run(file: Option<&Path>, overrides: &[(&str, String)]) -> Vec<Step> {
         }
     };
     let mut server = cfg.server_ip;
-    match serve::resolve_interface(&cfg) {
+    match crate::listen::resolve(&cfg) {
         Ok(i) => {
             server = server.or(Some(i.ipv4));
             steps.push(pass(

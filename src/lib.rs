@@ -10,6 +10,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod http;
 pub mod listen;
+pub mod live;
 pub mod mac;
 pub mod ndp;
 pub mod nfs;

@@ -77,6 +77,15 @@ pub fn default_route_interface() -> Result<String, ListenError> {
         .ok_or(ListenError::NoDefaultRoute)
 }
 
+/// Resolves the interface the config names, or the default route's.
+pub fn resolve(cfg: &crate::config::Config) -> Result<Interface, ListenError> {
+    let name = match &cfg.interface {
+        Some(n) => n.clone(),
+        None => default_route_interface()?,
+    };
+    lookup(&name, cfg.server_ip)
+}
+
 /// Looks the interface up now. `want_ip` pins the address when the config names one.
 pub fn lookup(name: &str, want_ip: Option<Ipv4Addr>) -> Result<Interface, ListenError> {
     let i = pnet::datalink::interfaces()

@@ -119,7 +119,7 @@ fn export_for(
     let server = match server.or(cfg.server_ip) {
         Some(ip) => ip,
         None => {
-            serve::resolve_interface(&cfg)
+            pxe_sidecar::listen::resolve(&cfg)
                 .context("finding our address for the fstab and kernel line (give --server IP)")?
                 .ipv4
         }
@@ -292,7 +292,7 @@ fn run(cli: Cli) -> Result<()> {
                 Some(i) => i.clone(),
                 None => {
                     let cfg = load(&cli, &[])?;
-                    serve::resolve_interface(&cfg)?.name
+                    pxe_sidecar::listen::resolve(&cfg)?.name
                 }
             };
             let p = probe::run(&iface, arch, mac, std::time::Duration::from_secs(*wait))?;

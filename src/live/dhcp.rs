@@ -1,0 +1,60 @@
+//! The port 67 door: DHCP frames from the raw packet tap (it receives
+//! beside another DHCP server holding `*:67`, see `listen.rs`), proxy
+//! offers back as whole frames on the link, relayed answers routed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Result;
+use tokio::net::UdpSocket;
+use tracing::{debug, warn};
+
+use super::Server;
+use crate::event;
+use crate::frame::{self, Link};
+use crate::listen::RawSocket;
+use crate::proxy::{self, Meta};
+use crate::step::{Datagram, Send, Skip};
+
+pub async fn serve(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> Result<()> {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let len = raw.recv_incoming(&mut buf, "DHCP").await;
+        let Some(udp) = frame::udp(Link::Ethernet, &buf[..len]) else {
+            continue;
+        };
+        let d = Datagram::of(&udp);
+        let p = match server.process(&d) {
+            Ok(p) => p,
+            Err(Skip::ToClient) => {
+                if event::log_ok() {
+                    debug!("{}", proxy::peek(udp.payload, meta_of(&d)));
+                }
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let sent = match &p.send {
+            Some(Send::Link(frame)) => raw.send(frame).await,
+            // relay agents are routed, not on our link: the kernel routes it
+            Some(Send::Routed(addr)) => {
+                let payload = p.decision.reply().map_or(&[][..], |r| &r.payload[..]);
+                pxe.send_to(payload, SocketAddr::V4(*addr))
+                    .await
+                    .map(|_| ())
+            }
+            None => Ok(()),
+        };
+        if let (Err(e), Some(reply)) = (sent, p.decision.reply()) {
+            warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
+        }
+        server.log(&p, udp.payload);
+    }
+}
+
+fn meta_of(d: &Datagram) -> Meta {
+    Meta {
+        src: d.src,
+        dst_port: d.dst_port,
+    }
+}
