@@ -154,9 +154,9 @@ pub fn emit(e: Event) {
     let ip = e.ip.map_or_else(|| "-".to_string(), |i| i.to_string());
     let door = e.door.as_str();
     match e.level {
-        Level::Debug => debug!(door, mac = %mac, ip = %ip, "{}", e.text),
-        Level::Info => info!(door, mac = %mac, ip = %ip, "{}", e.text),
-        Level::Warn => warn!(door, mac = %mac, ip = %ip, "{}", e.text),
+        Level::Debug => debug!(door = %door, mac = %mac, ip = %ip, "{}", e.text),
+        Level::Info => info!(door = %door, mac = %mac, ip = %ip, "{}", e.text),
+        Level::Warn => warn!(door = %door, mac = %mac, ip = %ip, "{}", e.text),
     }
 }
 
