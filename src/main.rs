@@ -36,9 +36,9 @@ enum Cmd {
         /// Our IPv4 address as clients see it (default: the interface's).
         #[arg(long)]
         server_ip: Option<std::net::Ipv4Addr>,
-        /// human or json.
-        #[arg(long)]
-        log_format: Option<String>,
+        /// Log lines for people, or JSON for a log collector.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
     },
     /// Preflight: walk the boot steps and say what will fail and how to fix it.
     Check {
@@ -51,9 +51,10 @@ enum Cmd {
     },
     /// Act like PXE firmware on the LAN and report each boot stage.
     Probe {
-        /// bios, efi32, efi64, arm64 or http.
-        #[arg(long, default_value = "bios")]
-        arch: String,
+        /// The firmware to play: a name, or its IANA architecture number
+        /// (0, 6, 7, 9, 11, 16, 19).
+        #[arg(long, value_enum, default_value = "bios")]
+        arch: probe::ProbeArch,
         /// The MAC to send from (default: the interface's).
         #[arg(long)]
         mac: Option<String>,
@@ -207,7 +208,14 @@ fn run(cli: Cli) -> Result<()> {
                 overrides.push(("server_ip", ip.to_string()));
             }
             if let Some(f) = log_format {
-                overrides.push(("log_format", f.clone()));
+                overrides.push((
+                    "log_format",
+                    match f {
+                        LogFormat::Human => "human",
+                        LogFormat::Json => "json",
+                    }
+                    .into(),
+                ));
             }
             let opts = serve::Options {
                 config_file: cli.config.clone(),
@@ -277,9 +285,7 @@ fn run(cli: Cli) -> Result<()> {
             interface,
             wait,
         } => {
-            let arch = probe::ProbeArch::parse(arch).with_context(|| {
-                format!("--arch {arch}: expected bios, efi32, efi64, arm64 or http")
-            })?;
+            let arch = *arch;
             let mac = mac
                 .as_deref()
                 .map(|m| {

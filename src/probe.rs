@@ -20,28 +20,31 @@ use crate::listen::{self, RawSocket};
 use crate::mac::Mac;
 use crate::pxe::Arch;
 
-/// What the probe pretends to be.
-#[derive(Debug, Clone, Copy)]
+/// What the probe pretends to be; the IANA processor architecture numbers
+/// (RFC 4578 §2.1, option 93) are accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProbeArch {
+    /// Legacy BIOS PXE ROM (arch 0).
+    #[value(alias = "0")]
     Bios,
+    /// 32-bit UEFI (arch 6).
+    #[value(alias = "6")]
     Efi32,
+    /// x86-64 UEFI (arch 7; 9 is the same firmware class).
+    #[value(aliases = ["7", "9"])]
     Efi64,
+    /// ARM64 UEFI (arch 11).
+    #[value(alias = "11")]
     Arm64,
+    /// x86-64 UEFI HTTP boot (arch 16).
+    #[value(alias = "16")]
     Http,
+    /// ARM64 UEFI HTTP boot (arch 19).
+    #[value(name = "http-arm64", alias = "19")]
+    HttpArm64,
 }
 
 impl ProbeArch {
-    pub fn parse(s: &str) -> Option<ProbeArch> {
-        Some(match s {
-            "bios" => ProbeArch::Bios,
-            "efi32" => ProbeArch::Efi32,
-            "efi64" => ProbeArch::Efi64,
-            "arm64" => ProbeArch::Arm64,
-            "http" => ProbeArch::Http,
-            _ => return None,
-        })
-    }
-
     fn code(self) -> u16 {
         match self {
             ProbeArch::Bios => 0,
@@ -49,11 +52,16 @@ impl ProbeArch {
             ProbeArch::Efi64 => 7,
             ProbeArch::Arm64 => 11,
             ProbeArch::Http => 16,
+            ProbeArch::HttpArm64 => 19,
         }
     }
 
+    fn is_http(self) -> bool {
+        matches!(self, ProbeArch::Http | ProbeArch::HttpArm64)
+    }
+
     fn vendor_class(self) -> String {
-        let kind = if matches!(self, ProbeArch::Http) {
+        let kind = if self.is_http() {
             "HTTPClient"
         } else {
             "PXEClient"
@@ -315,7 +323,7 @@ pub fn run(
         p.note(false, "PXE-E53: No boot filename received");
         return Ok(p);
     }
-    if matches!(arch, ProbeArch::Http) {
+    if arch.is_http() {
         p.note(
             true,
             format!("UEFI HTTP boot URL: {file} (fetch it with curl to check it)"),
@@ -840,5 +848,33 @@ fn tftp_read(
             }
             _ => continue,
         }
+    }
+}
+
+#[cfg(test)]
+mod arch_tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn arch_names_and_iana_numbers() {
+        for (word, arch) in [
+            ("bios", ProbeArch::Bios),
+            ("0", ProbeArch::Bios),
+            ("efi64", ProbeArch::Efi64),
+            ("7", ProbeArch::Efi64),
+            ("9", ProbeArch::Efi64),
+            ("11", ProbeArch::Arm64),
+            ("16", ProbeArch::Http),
+            ("19", ProbeArch::HttpArm64),
+            ("http-arm64", ProbeArch::HttpArm64),
+        ] {
+            assert_eq!(ProbeArch::from_str(word, false), Ok(arch), "{word}");
+        }
+        assert!(ProbeArch::from_str("12", false).is_err());
+        assert_eq!(
+            ProbeArch::HttpArm64.vendor_class(),
+            "HTTPClient:Arch:00019:UNDI:003016"
+        );
     }
 }

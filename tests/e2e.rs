@@ -234,7 +234,10 @@ fn assert_wiki_layout(r: &std::collections::HashMap<String, String>, con: &str) 
         .filter(|l| l.contains("FAILED") && l.contains("Failed to start"))
         .filter(|l| !l.contains("Create System Users") && !l.contains("machine-id"))
         .collect();
-    assert!(failed.is_empty(), "units failed: {failed:#?}\nconsole:\n{con}");
+    assert!(
+        failed.is_empty(),
+        "units failed: {failed:#?}\nconsole:\n{con}"
+    );
 }
 
 /// Boots 1 and 5 of the e2e issue, plus 3: a BIOS client through pxelinux
