@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::{self, Config};
 use crate::files::{Refusal, Source, Tree};
+use crate::pxe::BootKey;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -326,15 +327,13 @@ fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
         ));
         return steps;
     }
-    let entries = [
-        ("bios", &b.bios),
-        ("efi32", &b.efi32),
-        ("efi64", &b.efi64),
-        ("arm64", &b.arm64),
-        ("ipxe", &b.ipxe),
-    ];
+    let entries = BootKey::PXE
+        .into_iter()
+        .map(|k| (k.as_str(), b.get(k)))
+        .chain([("ipxe", b.ipxe.as_deref())]);
     for (key, file) in entries {
         let Some(file) = file else { continue };
+        let file = &file.to_string();
         let mut names = vec![file.clone()];
         names.extend(companion(file));
         for name in names {
@@ -349,7 +348,7 @@ fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
                 Err(Refusal::Denied(why)) => fail(&step, format!("refused: {why}"), "fix the file or its symlink inside the TFTP root"),
             });
         }
-        if key == "arm64" || key == "efi64" {
+        if key == BootKey::Arm64.as_str() || key == BootKey::Efi64.as_str() {
             let base = file.rsplit('/').next().unwrap_or(file);
             if base.starts_with("grubnet") {
                 steps.push(fail(

@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::mac::{Mac, MacPattern};
-use crate::pxe::{Arch, MenuEntry};
+use crate::pxe::{Arch, BootKey, MenuEntry};
 
 /// Where `serve` looks for a config file when none is named.
 pub const DEFAULT_CONFIG: &str = "/etc/pxe-sidecar/pxe-sidecar.toml";
@@ -478,17 +478,21 @@ pub struct BootFiles {
 }
 
 impl BootFiles {
+    /// The boot file (or URL for HTTP clients) configured under a key.
+    pub fn get(&self, key: BootKey) -> Option<&str> {
+        match key {
+            BootKey::Bios => self.bios.as_deref(),
+            BootKey::Efi32 => self.efi32.as_deref(),
+            BootKey::Efi64 => self.efi64.as_deref(),
+            BootKey::Arm64 => self.arm64.as_deref(),
+            BootKey::HttpX64 => self.http_x64.as_deref(),
+            BootKey::HttpArm64 => self.http_arm64.as_deref(),
+        }
+    }
+
     /// The boot file (or URL for HTTP clients) configured for an architecture.
     pub fn for_arch(&self, arch: Arch) -> Option<&str> {
-        match arch.config_key()? {
-            "bios" => self.bios.as_deref(),
-            "efi32" => self.efi32.as_deref(),
-            "efi64" => self.efi64.as_deref(),
-            "arm64" => self.arm64.as_deref(),
-            "http_x64" => self.http_x64.as_deref(),
-            "http_arm64" => self.http_arm64.as_deref(),
-            _ => None,
-        }
+        self.get(arch.boot_key()?)
     }
 }
 
@@ -608,19 +612,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         .collect::<Result<Vec<MacPattern>, _>>()?;
     let unknown_arch = match raw.proxy.unknown_arch.as_deref().map(str::trim) {
         None | Some("") | Some("ignore") => None,
-        Some(k) => Some(match k {
-            "bios" => Arch::Bios,
-            "efi32" => Arch::Efi32,
-            "efi64" => Arch::EfiX64(7),
-            "arm64" => Arch::EfiArm64,
-            other => {
-                return Err(invalid(
-                    "proxy.unknown_arch",
-                    other,
-                    "expected \"ignore\", \"bios\", \"efi32\", \"efi64\" or \"arm64\"",
-                ));
-            }
-        }),
+        Some(k) => Some(
+            BootKey::parse_pxe(k)
+                .ok_or_else(|| {
+                    invalid(
+                        "proxy.unknown_arch",
+                        k,
+                        "expected \"ignore\", \"bios\", \"efi32\", \"efi64\" or \"arm64\"",
+                    )
+                })?
+                .arch(),
+        ),
     };
     let mut menu = Vec::new();
     for (i, item) in raw.menu.items.iter().enumerate() {

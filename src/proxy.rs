@@ -14,7 +14,7 @@ use crate::bootp::{self, Bootp, Malformed, opt};
 use crate::config::{ClientAction, ProxyConfig};
 use crate::event::Level;
 use crate::mac::Mac;
-use crate::pxe::{self, Arch, BootItem, ClientKind};
+use crate::pxe::{self, Arch, BootItem, BootKey, ClientKind};
 
 pub const DHCP_SERVER_PORT: u16 = 67;
 pub const DHCP_CLIENT_PORT: u16 = 68;
@@ -150,7 +150,7 @@ pub enum Ignore {
     #[error(
         "no boot file for {arch}: set [boot] {key} (the client will show PXE-E53: No boot filename received)"
     )]
-    NoBootFile { arch: Arch, key: &'static str },
+    NoBootFile { arch: Arch, key: BootKey },
     #[error(
         "{0} has no [boot] key; set [proxy] unknown_arch to answer it (the client will show PXE-E53)"
     )]
@@ -569,7 +569,7 @@ fn choose_boot(cfg: &ProxyConfig, req: &Request) -> Result<Boot, Ignore> {
             reason: "iPXE script",
         });
     }
-    let arch = match (req.arch.config_key(), cfg.unknown_arch) {
+    let arch = match (req.arch.boot_key(), cfg.unknown_arch) {
         (Some(_), _) => req.arch,
         (None, Some(fallback)) => fallback,
         (None, None) => return Err(Ignore::UnknownArch(req.arch)),
@@ -578,7 +578,7 @@ fn choose_boot(cfg: &ProxyConfig, req: &Request) -> Result<Boot, Ignore> {
     // names an HTTP arch code gets nothing useful from a URL either way.
     let file = cfg.boot.for_arch(arch).ok_or(Ignore::NoBootFile {
         arch,
-        key: arch.config_key().unwrap_or("bios"),
+        key: arch.boot_key().unwrap_or(BootKey::Bios),
     })?;
     if req.kind == ClientKind::Pxe && req.is_ipxe() && looks_like_ipxe(file) {
         return Err(Ignore::ChainloadLoop(file.to_string()));

@@ -27,6 +27,62 @@ pub enum Arch {
     Other(u16),
 }
 
+/// A `[boot]` key: which boot file a class of firmware gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootKey {
+    Bios,
+    Efi32,
+    Efi64,
+    Arm64,
+    HttpX64,
+    HttpArm64,
+}
+
+impl BootKey {
+    /// The PXE keys (HTTP boot keys hold URLs).
+    pub const PXE: [BootKey; 4] = [
+        BootKey::Bios,
+        BootKey::Efi32,
+        BootKey::Efi64,
+        BootKey::Arm64,
+    ];
+
+    /// The key as the config file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootKey::Bios => "bios",
+            BootKey::Efi32 => "efi32",
+            BootKey::Efi64 => "efi64",
+            BootKey::Arm64 => "arm64",
+            BootKey::HttpX64 => "http_x64",
+            BootKey::HttpArm64 => "http_arm64",
+        }
+    }
+
+    /// A PXE key by its config name.
+    pub fn parse_pxe(s: &str) -> Option<BootKey> {
+        BootKey::PXE.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The architecture a fallback to this key answers as.
+    pub fn arch(self) -> Arch {
+        match self {
+            BootKey::Bios => Arch::Bios,
+            BootKey::Efi32 => Arch::Efi32,
+            BootKey::Efi64 => Arch::EfiX64(7),
+            BootKey::Arm64 => Arch::EfiArm64,
+            BootKey::HttpX64 => Arch::HttpX64,
+            BootKey::HttpArm64 => Arch::HttpArm64,
+        }
+    }
+}
+
+impl std::fmt::Display for BootKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Arch {
     pub fn from_code(code: u16) -> Arch {
         match code {
@@ -72,15 +128,15 @@ impl Arch {
         }
     }
 
-    /// The `[boot]` config key that holds this architecture's boot file.
-    pub fn config_key(self) -> Option<&'static str> {
+    /// The `[boot]` key that holds this architecture's boot file.
+    pub fn boot_key(self) -> Option<BootKey> {
         match self {
-            Arch::Bios => Some("bios"),
-            Arch::Efi32 => Some("efi32"),
-            Arch::EfiX64(_) => Some("efi64"),
-            Arch::EfiArm64 => Some("arm64"),
-            Arch::HttpX64 | Arch::HttpX86 => Some("http_x64"),
-            Arch::HttpArm64 => Some("http_arm64"),
+            Arch::Bios => Some(BootKey::Bios),
+            Arch::Efi32 => Some(BootKey::Efi32),
+            Arch::EfiX64(_) => Some(BootKey::Efi64),
+            Arch::EfiArm64 => Some(BootKey::Arm64),
+            Arch::HttpX64 | Arch::HttpX86 => Some(BootKey::HttpX64),
+            Arch::HttpArm64 => Some(BootKey::HttpArm64),
             Arch::EfiArm32 | Arch::Other(_) => None,
         }
     }
@@ -281,9 +337,13 @@ mod tests {
         for c in [0u16, 6, 7, 9, 10, 11, 15, 16, 19, 2, 0xffff] {
             assert_eq!(Arch::from_code(c).code(), c);
         }
-        assert_eq!(Arch::from_code(9).config_key(), Some("efi64"));
-        assert_eq!(Arch::from_code(7).config_key(), Some("efi64"));
-        assert_eq!(Arch::from_code(2).config_key(), None);
+        assert_eq!(Arch::from_code(9).boot_key(), Some(BootKey::Efi64));
+        assert_eq!(Arch::from_code(7).boot_key(), Some(BootKey::Efi64));
+        assert_eq!(Arch::from_code(2).boot_key(), None);
+        for k in BootKey::PXE {
+            assert_eq!(BootKey::parse_pxe(k.as_str()), Some(k));
+            assert_eq!(k.arch().boot_key(), Some(k));
+        }
     }
 
     #[test]

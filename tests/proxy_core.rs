@@ -135,7 +135,7 @@ fn uefi_http_boot_gets_a_url_and_httpclient() {
     assert!(matches!(
         run(&cfg(""), &c, 67),
         Err(Ignore::NoBootFile {
-            key: "http_x64",
+            key: pxe_sidecar::pxe::BootKey::HttpX64,
             ..
         })
     ));
