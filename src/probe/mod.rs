@@ -9,6 +9,8 @@
 //! says what a real client would show (PXE-E51, PXE-E53, PXE-E32, PXE-T01)
 //! and the likely cause. Works against any PXE server, not only ours.
 
+mod verdict;
+
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,7 @@ use crate::frame::{self, Link};
 use crate::listen::{self, RawSocket};
 use crate::mac::Mac;
 use crate::pxe::Arch;
+use verdict::{Next, Offer, TftpFail};
 
 /// What the probe pretends to be; the IANA processor architecture numbers
 /// (RFC 4578 §2.1, option 93) are accepted too.
@@ -117,28 +120,6 @@ pub enum ProbeError {
     Listen(#[from] listen::ListenError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
-}
-
-struct Offer {
-    server: Ipv4Addr,
-    yiaddr: Ipv4Addr,
-    siaddr: Ipv4Addr,
-    file: String,
-    pxe: bool,
-    /// The menu item a non-prompting client would ask for on 4011.
-    menu_item: Option<u16>,
-}
-
-impl Offer {
-    /// Where a client fetches the offer's file: siaddr (next-server), or
-    /// the offering server when siaddr is empty.
-    fn tftp_server(&self) -> Ipv4Addr {
-        if self.siaddr.is_unspecified() {
-            self.server
-        } else {
-            self.siaddr
-        }
-    }
 }
 
 fn file_of(m: &Message) -> String {
@@ -249,44 +230,15 @@ pub fn run(
         ),
     );
     if offers.is_empty() {
-        p.note(
-            false,
-            "PXE-E51: No DHCP or proxyDHCP offers were received (no DHCP server answered: is the cable/VLAN right, is a DHCP server up?)",
-        );
+        p.note(false, verdict::NO_OFFER);
         return Ok(p);
     }
     for o in &offers {
-        let what = match (o.yiaddr.is_unspecified(), o.pxe) {
-            (true, true) => "proxy offer",
-            (false, true) => "offer with address and PXE options",
-            (false, false) => "offer (address only)",
-            (true, false) => "offer with no address",
-        };
-        let boot = if o.file.is_empty() {
-            "no boot file".to_string()
-        } else {
-            format!("boot file {} from {}", o.file, o.siaddr)
-        };
-        let addr = if o.yiaddr.is_unspecified() {
-            String::new()
-        } else {
-            format!("address {}, ", o.yiaddr)
-        };
-        let menu = o
-            .menu_item
-            .map(|t| format!(", menu item {t:#06x}"))
-            .unwrap_or_default();
-        p.note(
-            true,
-            format!("{what} from {}: {addr}{boot}{menu}", o.server),
-        );
+        p.note(true, o.describe());
     }
     let proxy = offers.iter().find(|o| o.pxe);
     let Some(boot_server) = proxy.map(|o| o.server) else {
-        p.note(
-            false,
-            "PXE-E53: No boot filename received (no offer carried PXE options: is the PXE server running on this LAN, and does it answer this MAC?)",
-        );
+        p.note(false, verdict::NO_PXE_OFFER);
         return Ok(p);
     };
     let Some(own_ip) = own_ip else {
@@ -296,7 +248,8 @@ pub fn run(
     // The boot-server step: EDK2 always asks 4011; PXE ROMs when the offer has no file.
     let mut file = proxy.map(|o| o.file.clone()).unwrap_or_default();
     let mut tftp_server = proxy.map_or(boot_server, Offer::tftp_server);
-    if matches!(arch, ProbeArch::Efi32 | ProbeArch::Efi64 | ProbeArch::Arm64) || file.is_empty() {
+    let efi = matches!(arch, ProbeArch::Efi32 | ProbeArch::Efi64 | ProbeArch::Arm64);
+    if verdict::asks_4011(efi, &file) {
         let s = UdpSocket::bind((own_ip, 0))?;
         s.set_read_timeout(Some(Duration::from_secs(4)))?;
         let item = proxy.and_then(|o| o.menu_item);
@@ -333,13 +286,14 @@ pub fn run(
     if !fetch(&mut p, own_ip, tftp_server, &file) {
         return Ok(p);
     }
-    let base = file.rsplit('/').next().unwrap_or(&file);
-    if base == "pxelinux.0" || base == "lpxelinux.0" || base.starts_with("syslinux") {
-        pxelinux_search(&mut p, own_ip, tftp_server, &file, mac);
-    } else if crate::proxy::looks_like_ipxe(&file) {
-        let who = Asker { ipxe: true, ..who };
-        let offers = discover(&iface, who, xid.wrapping_add(2), wait)?;
-        ipxe_stage(&mut p, own_ip, &offers);
+    match verdict::next_stage(&file) {
+        Next::Pxelinux => pxelinux_search(&mut p, own_ip, tftp_server, &file, mac),
+        Next::Ipxe => {
+            let who = Asker { ipxe: true, ..who };
+            let offers = discover(&iface, who, xid.wrapping_add(2), wait)?;
+            ipxe_stage(&mut p, own_ip, &offers);
+        }
+        Next::Unknown => {}
     }
     Ok(p)
 }
@@ -623,60 +577,31 @@ fn fetch(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> bool 
 
 /// A TFTP failure in the words the client would show.
 fn tftp_failed(p: &mut Probe, server: Ipv4Addr, file: &str, fail: TftpFail) {
-    let text = match fail {
-        TftpFail::Timeout => format!(
-            "PXE-E32: TFTP open timeout: {server}:69 did not answer the RRQ for {file} (TFTP server down, or a firewall drops UDP 69)"
-        ),
-        TftpFail::Error(1, msg) => format!(
-            "PXE-T01: File not found: {file} ({server} says {msg:?}; check the name and the TFTP root)"
-        ),
-        TftpFail::Error(code, msg) => format!("PXE-T0{code}: TFTP error {code} for {file}: {msg}"),
-    };
-    p.note(false, text);
+    p.note(false, verdict::tftp_failure(server, file, &fail));
 }
 
-/// pxelinux's config search (syslinux doc/pxelinux.txt): 01-MAC, the client
-/// IP in hex shortened one digit at a time, then default.
+/// pxelinux's config search (`verdict::pxelinux_search`), then the files
+/// the first config found loads, then its NFS root.
 fn pxelinux_search(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, loader: &str, mac: Mac) {
     let dir = loader
         .rsplit_once('/')
         .map_or(String::new(), |(d, _)| format!("{d}/"));
-    let mut names = vec![format!("01-{}", mac.to_string().replace(':', "-"))];
-    let hex = format!("{:08X}", u32::from(own_ip));
-    for n in (1..=8).rev() {
-        names.push(hex[..n].to_string());
-    }
-    names.push("default".into());
-    for n in names {
-        let path = format!("{dir}pxelinux.cfg/{n}");
+    for path in verdict::pxelinux_search(loader, mac, own_ip) {
         match tftp_text(own_ip, server, &path) {
             Ok(text) => {
                 p.note(true, format!("pxelinux would use {path}"));
-                let mut named = Vec::new();
-                let mut nfsroot = None;
-                for line in text.lines() {
-                    let mut w = line.split_whitespace();
-                    match w.next().map(str::to_ascii_uppercase).as_deref() {
-                        Some("KERNEL" | "LINUX" | "INITRD") => {
-                            named.extend(w.next().map(str::to_string))
-                        }
-                        Some("APPEND") => {
-                            nfsroot = nfsroot.or(w.find_map(|a| a.strip_prefix("nfsroot=")))
-                        }
-                        _ => {}
-                    }
-                }
+                let (named, nfsroot) = verdict::pxelinux_loads(&text);
                 if named.is_empty() {
                     p.note(
                         false,
                         format!("{path} names no kernel: nothing to boot yet"),
                     );
                 }
-                for f in named.iter().filter(|f| !f.ends_with(".c32")) {
+                for f in &named {
                     fetch(p, own_ip, server, &format!("{dir}{f}"));
                 }
                 if let Some(spec) = nfsroot {
-                    nfs_root(p, spec);
+                    nfs_root(p, &spec);
                 }
                 return;
             }
@@ -768,11 +693,6 @@ fn nfs_root(p: &mut Probe, spec: &str) {
             format!("NFS MOUNT {target} failed: {e} (the initramfs stops at \"Begin: Mounting root file system\"; check [nfs] root and allow, or the server's exports)"),
         ),
     }
-}
-
-enum TftpFail {
-    Timeout,
-    Error(u16, String),
 }
 
 fn tftp_text(own_ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<String, TftpFail> {
