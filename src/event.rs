@@ -12,7 +12,6 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::mac::Mac;
-use crate::timeline::Timeline;
 
 /// Which door saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,19 +132,24 @@ impl Event {
     }
 }
 
-/// Where events go besides the log: the live timeline, once `serve` runs.
-static TIMELINE: OnceLock<Arc<Timeline>> = OnceLock::new();
+/// What keeps events besides the log (the live timeline, `timeline.rs`).
+pub trait Sink: Send + Sync {
+    fn record(&self, e: &Event);
+}
 
-/// Sends every later event to `timeline` too.
-pub fn record_into(timeline: Arc<Timeline>) {
-    let _ = TIMELINE.set(timeline);
+/// Where events go besides the log, once `serve` runs.
+static SINK: OnceLock<Arc<dyn Sink>> = OnceLock::new();
+
+/// Sends every later event to `sink` too.
+pub fn record_into(sink: Arc<dyn Sink>) {
+    let _ = SINK.set(sink);
 }
 
 /// Reports one event: to the timeline and counters, then to the log
 /// (unless a packet flood has used up this second's lines).
 pub fn emit(e: Event) {
-    if let Some(t) = TIMELINE.get() {
-        t.record(&e);
+    if let Some(sink) = SINK.get() {
+        sink.record(&e);
     }
     if e.door.packet_driven() && !log_ok() {
         return;

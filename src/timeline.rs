@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, Kind, Level};
+use crate::event::{Event, Kind, Level, Sink};
 
 /// Clients remembered (the least recently seen goes first).
 const MAX_CLIENTS: usize = 512;
@@ -155,6 +155,12 @@ impl Timeline {
             clients,
             counters: guard.1.clone(),
         }
+    }
+}
+
+impl Sink for Timeline {
+    fn record(&self, e: &Event) {
+        Timeline::record(self, e);
     }
 }
 
