@@ -325,6 +325,7 @@ fn pipelined_reads_and_connection_floods_stay_bounded() {
         drop(conns);
     });
     let peak = common::peak_rss_kib(pid);
+    eprintln!("peak RSS under pipelined READs: {before} KiB before, {peak} KiB after");
     // 8 connections × (4 MiB queued + one 1 MiB READ) is the bound
     assert!(
         peak < before + 64 * 1024,
