@@ -161,8 +161,9 @@ fn privileges(cfg: &Config) -> Step {
 }
 
 /// Local port → process names holding it, from /proc/net/{udp,tcp} and the
-/// socket inodes in /proc/*/fd.
-fn port_holders(proto: &str) -> HashMap<u16, Vec<String>> {
+/// socket inodes in /proc/*/fd. A pxe-sidecar is marked as "this server"
+/// when the status socket of the config being checked answers.
+fn port_holders(proto: &str, ours_running: bool) -> HashMap<u16, Vec<String>> {
     let mut inode_port = HashMap::new();
     for file in [format!("/proc/net/{proto}"), format!("/proc/net/{proto}6")] {
         for line in std::fs::read_to_string(file)
@@ -210,6 +211,11 @@ fn port_holders(proto: &str) -> HashMap<u16, Vec<String>> {
             if let Some(port) = inode_port.get(&inode) {
                 let comm = std::fs::read_to_string(pid.path().join("comm")).unwrap_or_default();
                 let who = format!("{} (pid {pid_s})", comm.trim());
+                let who = if comm.trim() == "pxe-sidecar" && ours_running {
+                    format!("{who}, this server")
+                } else {
+                    who
+                };
                 let v = out.entry(*port).or_default();
                 if !v.contains(&who) {
                     v.push(who);
@@ -220,11 +226,31 @@ fn port_holders(proto: &str) -> HashMap<u16, Vec<String>> {
     out
 }
 
+/// Whether the server this config describes is running: its status
+/// socket answers.
+fn ours_running(cfg: &Config) -> bool {
+    !cfg.status.socket.as_os_str().is_empty() && crate::status::fetch(&cfg.status.socket).is_ok()
+}
+
 fn ports(cfg: &Config) -> Vec<Step> {
-    let udp = port_holders("udp");
-    let tcp = port_holders("tcp");
+    let running = ours_running(cfg);
+    let udp = port_holders("udp", running);
+    let tcp = port_holders("tcp", running);
     let mut steps = Vec::new();
-    let held = |map: &HashMap<u16, Vec<String>>, p: u16| map.get(&p).map(|v| v.join(", "));
+    // a port our own running server holds is as it should be: not a holder
+    let held = |map: &HashMap<u16, Vec<String>>, p: u16| {
+        map.get(&p)
+            .filter(|v| !v.iter().all(|w| w.ends_with(", this server")))
+            .map(|v| v.join(", "))
+    };
+    let ours = |map: &HashMap<u16, Vec<String>>, p: u16| {
+        map.get(&p)
+            .and_then(|v| v.iter().find(|w| w.ends_with(", this server")))
+            .map(|w| {
+                let w = w.trim_end_matches(", this server");
+                format!("held by {w}, the server this config runs")
+            })
+    };
     steps.push(match held(&udp, 67) {
         Some(who) => pass(
             "port 67",
@@ -241,7 +267,10 @@ fn ports(cfg: &Config) -> Vec<Step> {
             format!("held by {who}"),
             "stop the other PXE boot server (dnsmasq with pxe-service, another pxe-sidecar)",
         ),
-        None => pass("port 4011", "free"),
+        None => pass(
+            "port 4011",
+            ours(&udp, 4011).unwrap_or_else(|| "free".into()),
+        ),
     });
     if cfg.tftp.enabled {
         let p = cfg.tftp.port;
@@ -251,7 +280,10 @@ fn ports(cfg: &Config) -> Vec<Step> {
                 format!("held by {who}"),
                 "stop it, or set [tftp] enabled = false to let it serve the boot files",
             ),
-            None => pass(&format!("port {p} (TFTP)"), "free"),
+            None => pass(
+                &format!("port {p} (TFTP)"),
+                ours(&udp, p).unwrap_or_else(|| "free".into()),
+            ),
         });
     }
     if cfg.http.enabled {
@@ -262,7 +294,10 @@ fn ports(cfg: &Config) -> Vec<Step> {
                 format!("held by {who}"),
                 "pick another [http] port",
             ),
-            None => pass(&format!("port {p} (HTTP)"), "free"),
+            None => pass(
+                &format!("port {p} (HTTP)"),
+                ours(&tcp, p).unwrap_or_else(|| "free".into()),
+            ),
         });
     }
     let nfs_on = cfg.nfs.enabled && cfg.nfs.root.is_dir();
@@ -282,7 +317,10 @@ fn ports(cfg: &Config) -> Vec<Step> {
                     "stop rpcbind (systemctl stop rpcbind.socket rpcbind), or set [nfs] portmap = false and boot with nfsroot=…,port=2049,mountport=2049".to_string()
                 },
             ),
-            (None, true) => pass(&format!("port {p} ({what})"), "free"),
+            (None, true) => pass(
+                &format!("port {p} ({what})"),
+                ours(&tcp, p).unwrap_or_else(|| "free".into()),
+            ),
             (Some(who), false) => pass(
                 &format!("port {p} ({what})"),
                 format!("held by {who} ([nfs] is off here)"),
@@ -291,22 +329,6 @@ fn ports(cfg: &Config) -> Vec<Step> {
         });
     }
     steps
-}
-
-/// The loader each syslinux binary fetches next from its own directory.
-fn companion(file: &str) -> Option<String> {
-    let (dir, base) = file.rsplit_once('/').map_or(("", file), |(d, b)| (d, b));
-    let next = match base {
-        "pxelinux.0" | "lpxelinux.0" => "ldlinux.c32",
-        "syslinux.efi" => "ldlinux.e64",
-        "syslinux32.efi" => "ldlinux.e32",
-        _ => return None,
-    };
-    Some(if dir.is_empty() {
-        next.to_string()
-    } else {
-        format!("{dir}/{next}")
-    })
 }
 
 fn describe(src: &Source) -> String {
@@ -335,7 +357,7 @@ fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
         let Some(file) = file else { continue };
         let file = &file.to_string();
         let mut names = vec![file.clone()];
-        names.extend(companion(file));
+        names.extend(crate::files::companion(file));
         for name in names {
             let step = format!("[boot] {key}: {name}");
             steps.push(match tree.resolve(&name) {
@@ -343,7 +365,10 @@ fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
                 Err(Refusal::NotFound) => fail(
                     &step,
                     format!("not in {root} and not supplied by an installed package"),
-                    format!("copy it to {root}/{name}, install the package that ships it (pxelinux, syslinux-efi, ipxe), or change [boot] {key}"),
+                    match crate::files::package_for(name.rsplit('/').next().unwrap_or(&name)) {
+                        Some(pkg) => format!("install package {pkg} (apt install {pkg}), copy it to {root}/{name}, or change [boot] {key}"),
+                        None => format!("copy it to {root}/{name}, or change [boot] {key}"),
+                    },
                 ),
                 Err(Refusal::Denied(why)) => fail(&step, format!("refused: {why}"), "fix the file or its symlink inside the TFTP root"),
             });
@@ -472,20 +497,4 @@ pub fn report(steps: &[Step]) -> String {
         format!("{failed} step(s) fail\n")
     });
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn companions_follow_the_loader() {
-        assert_eq!(companion("pxelinux.0").as_deref(), Some("ldlinux.c32"));
-        assert_eq!(
-            companion("bios/pxelinux.0").as_deref(),
-            Some("bios/ldlinux.c32")
-        );
-        assert_eq!(companion("syslinux.efi").as_deref(), Some("ldlinux.e64"));
-        assert_eq!(companion("ipxe.efi"), None);
-    }
 }

@@ -11,21 +11,90 @@ use std::sync::Arc;
 
 use crate::config::Config;
 
-/// Where Debian's pxelinux, syslinux-efi and ipxe packages put the loaders
-/// that the default `[boot]` names point at.
-const DEBIAN_LOADERS: &[(&str, &str)] = &[
-    ("pxelinux.0", "/usr/lib/PXELINUX/pxelinux.0"),
-    ("lpxelinux.0", "/usr/lib/PXELINUX/lpxelinux.0"),
-    ("ldlinux.c32", "/usr/lib/syslinux/modules/bios/ldlinux.c32"),
-    ("syslinux.efi", "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi"),
-    ("ldlinux.e64", "/usr/lib/syslinux/modules/efi64/ldlinux.e64"),
-    ("syslinux32.efi", "/usr/lib/SYSLINUX.EFI/efi32/syslinux.efi"),
-    ("ldlinux.e32", "/usr/lib/syslinux/modules/efi32/ldlinux.e32"),
-    ("undionly.kpxe", "/usr/lib/ipxe/undionly.kpxe"),
-    ("ipxe.pxe", "/usr/lib/ipxe/ipxe.pxe"),
-    ("ipxe.efi", "/usr/lib/ipxe/ipxe.efi"),
-    ("snponly.efi", "/usr/lib/ipxe/snponly.efi"),
+/// Where Debian's packages put the loaders that the default `[boot]` names
+/// point at, and which package ships each.
+const DEBIAN_LOADERS: &[(&str, &str, &str)] = &[
+    ("pxelinux.0", "/usr/lib/PXELINUX/pxelinux.0", "pxelinux"),
+    ("lpxelinux.0", "/usr/lib/PXELINUX/lpxelinux.0", "pxelinux"),
+    (
+        "ldlinux.c32",
+        "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+        "syslinux-common",
+    ),
+    (
+        "syslinux.efi",
+        "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi",
+        "syslinux-efi",
+    ),
+    (
+        "ldlinux.e64",
+        "/usr/lib/syslinux/modules/efi64/ldlinux.e64",
+        "syslinux-efi",
+    ),
+    (
+        "syslinux32.efi",
+        "/usr/lib/SYSLINUX.EFI/efi32/syslinux.efi",
+        "syslinux-efi",
+    ),
+    (
+        "ldlinux.e32",
+        "/usr/lib/syslinux/modules/efi32/ldlinux.e32",
+        "syslinux-efi",
+    ),
+    ("undionly.kpxe", "/usr/lib/ipxe/undionly.kpxe", "ipxe"),
+    ("ipxe.pxe", "/usr/lib/ipxe/ipxe.pxe", "ipxe"),
+    ("ipxe.efi", "/usr/lib/ipxe/ipxe.efi", "ipxe"),
+    ("snponly.efi", "/usr/lib/ipxe/snponly.efi", "ipxe"),
 ];
+
+/// The Debian package that ships a loader we can serve from it.
+pub fn package_for(name: &str) -> Option<&'static str> {
+    DEBIAN_LOADERS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, pkg)| *pkg)
+}
+
+/// The loader each syslinux binary fetches next from its own directory.
+pub fn companion(file: &str) -> Option<String> {
+    let (dir, base) = file.rsplit_once('/').map_or(("", file), |(d, b)| (d, b));
+    let next = match base {
+        "pxelinux.0" | "lpxelinux.0" => "ldlinux.c32",
+        "syslinux.efi" => "ldlinux.e64",
+        "syslinux32.efi" => "ldlinux.e32",
+        _ => return None,
+    };
+    Some(if dir.is_empty() {
+        next.to_string()
+    } else {
+        format!("{dir}/{next}")
+    })
+}
+
+/// A boot file the config offers that nobody can serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// The `[boot]` key that offers it.
+    pub key: &'static str,
+    pub file: String,
+    /// The Debian package that would supply it.
+    pub package: Option<&'static str>,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "[boot] {}: {} is not in the TFTP root and no installed package supplies it: ",
+            self.key, self.file
+        )?;
+        match self.package {
+            Some(p) => write!(f, "install package {p} (apt install {p})"),
+            None => write!(f, "put it in the TFTP root or change [boot] {}", self.key),
+        }?;
+        f.write_str("; until then those clients stop with PXE-T01: File not found")
+    }
+}
 
 /// What a request resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,13 +218,33 @@ impl Tree {
         if let Some(p) = self.nfs_files.get(&rel) {
             return Ok((rel, Source::Disk(p.clone())));
         }
-        if let Some((_, path)) = DEBIAN_LOADERS.iter().find(|(name, _)| *name == rel) {
+        if let Some((_, path, _)) = DEBIAN_LOADERS.iter().find(|(name, _, _)| *name == rel) {
             let p = Path::new(path);
             if p.is_file() {
                 return Ok((rel, Source::Disk(p.to_path_buf())));
             }
         }
         Err(Refusal::NotFound)
+    }
+
+    /// The boot files the config offers by TFTP (and the `ldlinux` each
+    /// syslinux loader fetches next) that nobody can serve.
+    pub fn missing(&self, boot: &crate::config::BootFiles) -> Vec<Missing> {
+        let mut out = Vec::new();
+        for key in crate::pxe::BootKey::PXE {
+            let Some(file) = boot.get(key) else { continue };
+            for name in std::iter::once(file.to_string()).chain(companion(file)) {
+                if self.resolve(&name) == Err(Refusal::NotFound) {
+                    let base = name.rsplit('/').next().unwrap_or(&name);
+                    out.push(Missing {
+                        key: key.as_str(),
+                        package: package_for(base),
+                        file: name,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Names the server supplies itself (generated or packaged), for `check`.
@@ -165,8 +254,8 @@ impl Tree {
         v.extend(
             DEBIAN_LOADERS
                 .iter()
-                .filter(|(_, p)| Path::new(p).is_file())
-                .map(|(n, _)| n.to_string()),
+                .filter(|(_, p, _)| Path::new(p).is_file())
+                .map(|(n, _, _)| n.to_string()),
         );
         v.sort();
         v
@@ -280,6 +369,49 @@ fn generate(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn companions_follow_the_loader() {
+        assert_eq!(companion("pxelinux.0").as_deref(), Some("ldlinux.c32"));
+        assert_eq!(
+            companion("bios/pxelinux.0").as_deref(),
+            Some("bios/ldlinux.c32")
+        );
+        assert_eq!(companion("syslinux.efi").as_deref(), Some("ldlinux.e64"));
+        assert_eq!(companion("ipxe.efi"), None);
+    }
+
+    #[test]
+    fn missing_boot_files_name_their_package() {
+        let mut raw = crate::config::RawConfig::default();
+        raw.tftp.root = "/nonexistent-pxe-sidecar-test".into();
+        raw.boot.efi64 = "nothere.efi".into();
+        let cfg = crate::config::validate(raw).unwrap();
+        let tree = Tree::new(&cfg, None);
+        let missing = tree.missing(&cfg.proxy.boot);
+        let m = missing
+            .iter()
+            .find(|m| m.file == "nothere.efi")
+            .expect("nothere.efi reported");
+        assert_eq!((m.key, m.package), ("efi64", None));
+        assert!(
+            m.to_string()
+                .contains("put it in the TFTP root or change [boot] efi64")
+        );
+        let pkg = Missing {
+            key: "efi64",
+            file: "snponly.efi".into(),
+            package: package_for("snponly.efi"),
+        };
+        assert!(
+            pkg.to_string()
+                .contains("install package ipxe (apt install ipxe)"),
+            "{pkg}"
+        );
+        assert_eq!(package_for("ldlinux.c32"), Some("syslinux-common"));
+        assert_eq!(package_for("syslinux.efi"), Some("syslinux-efi"));
+    }
+
     use super::*;
     use crate::config::{RawConfig, validate};
 

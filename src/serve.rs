@@ -74,7 +74,9 @@ pub async fn run(opts: Options) -> Result<()> {
         Some(addr) => Some(crate::status::bind_http(addr, cfg.status.allow_remote).await?),
         None => None,
     };
-    let tree = Arc::new(RwLock::new(Tree::new(&cfg, Some(iface.ipv4))));
+    let tree = Tree::new(&cfg, Some(iface.ipv4));
+    report_missing(&tree, &cfg);
+    let tree = Arc::new(RwLock::new(tree));
     let clients = Clients::default();
     let nfs_stopped = nfs::start(&cfg.nfs, iface.ipv4, clients.clone())?;
     if nfs_stopped.is_some() {
@@ -210,6 +212,17 @@ pub async fn run(opts: Options) -> Result<()> {
     Ok(())
 }
 
+/// One warning for each boot file the config offers that nobody can serve,
+/// naming the Debian package that ships it (at start and on SIGHUP).
+fn report_missing(tree: &Tree, cfg: &Config) {
+    if !cfg.tftp.enabled {
+        return;
+    }
+    for m in tree.missing(&cfg.proxy.boot) {
+        warn!("{m}");
+    }
+}
+
 fn reload(server: &live::Server, opts: &Options) {
     match opts.load() {
         Ok(new) => {
@@ -229,8 +242,9 @@ fn reload(server: &live::Server, opts: &Options) {
                     "SIGHUP: [tftp]/[http] sockets and limits change on restart; the file tree is reloaded now"
                 );
             }
-            *server.tree.write().unwrap_or_else(|e| e.into_inner()) =
-                Tree::new(&new, Some(live.iface.ipv4));
+            let tree = Tree::new(&new, Some(live.iface.ipv4));
+            report_missing(&tree, &new);
+            *server.tree.write().unwrap_or_else(|e| e.into_inner()) = tree;
             live.cfg = new;
             info!("SIGHUP: configuration reloaded");
         }

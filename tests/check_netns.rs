@@ -129,3 +129,26 @@ fn each_broken_setup_names_its_step() {
         "{text}"
     );
 }
+
+#[test]
+fn beside_its_own_running_server_check_passes_the_ports() {
+    if !root_or_skip("beside_its_own_running_server_check_passes_the_ports") {
+        return;
+    }
+    let mut lan = Lan::new(&[HOST]);
+    let config = good_root(&lan) + "[nfs]\nenabled = false\n";
+    let (log, _) = common::netns::start_server(&mut lan, "server", &config, &[]);
+    wait_for_log(&log, "TFTP listening", Duration::from_secs(5));
+    let (o, text) = check(&lan, &config, &[]);
+    for port in ["port 4011", "port 69 (TFTP)", "port 80 (HTTP)"] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(port))
+            .unwrap_or_else(|| panic!("no {port} line:\n{text}"));
+        assert!(
+            line.starts_with("✓") && line.contains("the server this config runs"),
+            "{line}\n{text}"
+        );
+    }
+    assert!(o.status.success(), "{text}");
+}

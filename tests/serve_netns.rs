@@ -718,3 +718,36 @@ fn a_pxe_clients_router_solicitation_gets_no_router_here_only_when_no_router_ans
         Duration::from_secs(2),
     );
 }
+
+#[test]
+fn a_boot_file_nobody_can_serve_is_named_at_start_and_on_sighup() {
+    if !root_or_skip("a_boot_file_nobody_can_serve_is_named_at_start_and_on_sighup") {
+        return;
+    }
+    let mut lan = Lan::new(&[PXE]);
+    let (log, cfg) = start_pxe(
+        &mut lan,
+        "[boot]\nefi64 = \"nothere.efi\"\n[nfs]\nenabled = false\n",
+        &[],
+    );
+    let text = wait_for_log(
+        &log,
+        "[boot] efi64: nothere.efi is not in the TFTP root",
+        Duration::from_secs(5),
+    );
+    assert!(
+        text.contains("put it in the TFTP root or change [boot] efi64"),
+        "{text}"
+    );
+    // the packaged loaders of the other keys are installed here: not named
+    assert!(!text.contains("[boot] bios:"), "{text}");
+    // a config that fixes it, then one that breaks bios
+    std::fs::write(&cfg, "[boot]\nbios = \"gone.0\"\n[nfs]\nenabled = false\n").unwrap();
+    // SAFETY: a signal to the server we started.
+    unsafe { libc::kill(lan.pid("pxe-sidecar"), libc::SIGHUP) };
+    wait_for_log(
+        &log,
+        "[boot] bios: gone.0 is not in the TFTP root",
+        Duration::from_secs(5),
+    );
+}
