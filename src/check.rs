@@ -373,18 +373,46 @@ fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
                 Err(Refusal::Denied(why)) => fail(&step, format!("refused: {why}"), "fix the file or its symlink inside the TFTP root"),
             });
         }
-        if key == BootKey::Arm64.as_str() || key == BootKey::Efi64.as_str() {
-            let base = file.rsplit('/').next().unwrap_or(file);
-            if base.starts_with("grubnet") {
-                steps.push(fail(
-                    &format!("[boot] {key}: {file}"),
-                    "Debian's GRUB netboot image ignores proxyDHCP offers and asks the router's address for its files",
-                    "offer syslinux.efi or iPXE for UEFI behind a proxy",
-                ));
-            }
+        if [BootKey::Efi32, BootKey::Efi64, BootKey::Arm64]
+            .iter()
+            .any(|k| k.as_str() == key)
+            && let Ok((_, Source::Disk(path))) = tree.resolve(file)
+        {
+            steps.extend(efi_binary(key, file, &path));
         }
     }
     steps
+}
+
+/// What an EFI boot file says about itself (`pe.rs`): a GRUB older than
+/// 2.12 cannot boot behind a proxyDHCP (it asks the router's address for its
+/// config; GRUB 2.12 reads the proxy offer), and an unsigned binary does not
+/// start on a machine with Secure Boot on.
+fn efi_binary(key: &str, file: &str, path: &std::path::Path) -> Vec<Step> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(64 << 20).read_to_end(&mut bytes));
+    let Some(facts) = read.ok().and_then(|_| crate::pe::read(&bytes)) else {
+        return Vec::new();
+    };
+    let step = format!("[boot] {key}: {file}");
+    let mut out = Vec::new();
+    if let Some((major, minor)) = facts.grub_version()
+        && (major, minor) < (2, 12)
+    {
+        out.push(fail(
+            &step,
+            format!("GRUB {major}.{minor:02} (its SBAT says so): behind a proxyDHCP this GRUB asks the router for its config and never boots"),
+            "use GRUB ≥ 2.12 (Debian 13's grub-efi-amd64-signed / grub-efi-arm64-signed), or offer iPXE (snponly.efi) where Secure Boot is off",
+        ));
+    }
+    if !facts.signed {
+        out.push(pass(
+            &step,
+            "warning: unsigned, so machines with Secure Boot on refuse to start it (a signed shim and GRUB ≥ 2.12 boot them)",
+        ));
+    }
+    out
 }
 
 /// Reads pxelinux.cfg/default (on disk or generated) and checks the files it names.

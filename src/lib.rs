@@ -14,6 +14,7 @@ pub mod live;
 pub mod mac;
 pub mod ndp;
 pub mod nfs;
+pub mod pe;
 pub mod portmap;
 pub mod privs;
 pub mod probe;

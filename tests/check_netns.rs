@@ -152,3 +152,47 @@ fn beside_its_own_running_server_check_passes_the_ports() {
     }
     assert!(o.status.success(), "{text}");
 }
+
+/// Debian 12's signed GRUB netboot image, unpacked by scripts/deps.
+const DEBIAN12_GRUB: &str = "/var/cache/pxe-sidecar-tests/grub-efi-amd64-signed-deb12/root/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed";
+
+#[test]
+fn grub_older_than_2_12_is_named_as_the_proxy_trap() {
+    if !root_or_skip("grub_older_than_2_12_is_named_as_the_proxy_trap") {
+        return;
+    }
+    if !std::path::Path::new(DEBIAN12_GRUB).is_file() {
+        assert!(
+            !common::in_ci(),
+            "{DEBIAN12_GRUB} is missing: scripts/deps unpacks it"
+        );
+        eprintln!("skipped: {DEBIAN12_GRUB} missing (run scripts/deps)");
+        return;
+    }
+    let lan = Lan::new(&[HOST]);
+    let root = lan.path("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(DEBIAN12_GRUB, root.join("grubnetx64.efi")).unwrap();
+    let config = format!(
+        "[tftp]\nroot = \"{}\"\n[boot]\nefi64 = \"grubnetx64.efi\"\n",
+        root.display()
+    );
+    let (o, text) = check(&lan, &config, &[]);
+    assert!(!o.status.success(), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("✗ [boot] efi64: grubnetx64.efi"))
+        .unwrap_or_else(|| panic!("GRUB 2.06 not named:\n{text}"));
+    assert!(
+        line.contains("GRUB 2.06") && line.contains("asks the router"),
+        "{line}"
+    );
+    assert!(text.contains("use GRUB ≥ 2.12 (Debian 13"), "{text}");
+    // the signed image is not called unsigned; iPXE's snponly.efi is
+    assert!(
+        !text.contains("grubnetx64.efi: warning: unsigned"),
+        "{text}"
+    );
+    let (_, text) = check(&lan, "[boot]\nefi64 = \"snponly.efi\"\n", &[]);
+    assert!(text.contains("snponly.efi: warning: unsigned"), "{text}");
+}
