@@ -244,6 +244,9 @@ impl Default for Tftp {
 pub struct Http {
     pub enabled: bool,
     pub port: u16,
+    /// Where the generated iPXE script fetches kernel and initrd instead of
+    /// this server (a cache or CDN serving the same paths); empty: here.
+    pub base_url: String,
 }
 
 impl Default for Http {
@@ -251,6 +254,7 @@ impl Default for Http {
         Http {
             enabled: true,
             port: 80,
+            base_url: String::new(),
         }
     }
 }
@@ -757,6 +761,17 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "tftp.upload_dir",
             up.display().to_string(),
             "must be an absolute directory outside [tftp] root (uploads are never served back)",
+        ));
+    }
+    let base = raw.http.base_url.trim();
+    if !base.is_empty()
+        && (!(base.starts_with("http://") || base.starts_with("https://"))
+            || base.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(invalid(
+            "http.base_url",
+            base,
+            "expected an http:// or https:// URL without spaces (e.g. http://cache.example/boot)",
         ));
     }
     let px = &raw.pxelinux;

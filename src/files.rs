@@ -322,7 +322,9 @@ fn generate(
         // ${next-server} is the router's siaddr, not the proxy's (seen in
         // the e2e boots). HTTP is faster for kernels and initrds when on.
         let host = server.map_or_else(|| "${next-server}".to_string(), |ip| ip.to_string());
-        let base = if cfg.http.enabled {
+        let base = if !cfg.http.base_url.trim().is_empty() {
+            format!("{}/", cfg.http.base_url.trim().trim_end_matches('/'))
+        } else if cfg.http.enabled {
             format!("http://{host}:{}/", cfg.http.port)
         } else {
             format!("tftp://{host}/")
@@ -369,6 +371,33 @@ fn generate(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_external_base_url_carries_kernel_and_initrd() {
+        let mut raw = crate::config::RawConfig::default();
+        raw.tftp.root = "/nonexistent-pxe-sidecar-test".into();
+        raw.boot.ipxe = "boot.ipxe".into();
+        raw.pxelinux.kernel = "debian/vmlinuz".into();
+        raw.pxelinux.initrd = "debian/initrd.img".into();
+        raw.http.base_url = "http://cache.example/boot/".into();
+        let cfg = crate::config::validate(raw.clone()).unwrap();
+        let tree = Tree::new(&cfg, Some(Ipv4Addr::new(10, 0, 0, 2)));
+        let Ok((_, Source::Generated(script))) = tree.resolve("boot.ipxe") else {
+            panic!("no script")
+        };
+        let script = String::from_utf8_lossy(&script);
+        assert!(
+            script.contains("kernel http://cache.example/boot/debian/vmlinuz"),
+            "{script}"
+        );
+        assert!(
+            script.contains("initrd --name initrd.img http://cache.example/boot/debian/initrd.img"),
+            "{script}"
+        );
+        raw.http.base_url = "ftp://x".into();
+        let e = crate::config::validate(raw).unwrap_err();
+        assert!(e.to_string().contains("http.base_url"), "{e}");
+    }
 
     #[test]
     fn companions_follow_the_loader() {

@@ -228,3 +228,102 @@ fn probe_mounts_the_nfs_root_the_kernel_line_names() {
         "{out}"
     );
 }
+
+/// A plain web server on a LAN host serving `files` (path → bytes); the
+/// paths asked for are kept.
+fn web_server(
+    lan: &Lan,
+    host: &str,
+    addr: &'static str,
+    files: Vec<(&'static str, Vec<u8>)>,
+) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::{Read, Write};
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    lan.in_host(host, move || {
+        let l = std::net::TcpListener::bind(addr).unwrap();
+        // a thread started here stays in this host's namespace
+        std::thread::spawn(move || {
+            for mut c in l.incoming().flatten() {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req).to_string();
+                let mut words = text.split_whitespace();
+                let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                seen.lock().unwrap().push(path.to_string());
+                let body = files
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, b)| b.clone());
+                let (status, body) = match body {
+                    Some(b) => ("200 OK", b),
+                    None => ("404 Not Found", b"not here\n".to_vec()),
+                };
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                if method != "HEAD" {
+                    let _ = c.write_all(&body);
+                }
+            }
+        });
+    });
+    asked
+}
+
+#[test]
+fn an_external_base_url_serves_kernel_and_initrd() {
+    if !root_or_skip("an_external_base_url_serves_kernel_and_initrd") {
+        return;
+    }
+    const CACHE: (&str, &str, Option<&str>) = ("cache", "02:00:00:00:00:03", Some("10.77.0.3/24"));
+    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT, CACHE]);
+    let log = start_dnsmasq(
+        &mut lan,
+        "router",
+        &[
+            "--bind-interfaces",
+            "--dhcp-range=10.77.0.100,10.77.0.200,1h",
+            "--no-ping",
+        ],
+    );
+    wait_for_log(&log, "DHCP, IP range", Duration::from_secs(10));
+    let cfg = root_with_kernel(&lan) + "[http]\nbase_url = \"http://10.77.0.3:8080/boot\"\n";
+    let asked = web_server(
+        &lan,
+        "cache",
+        "10.77.0.3:8080",
+        vec![
+            ("/boot/debian/vmlinuz", common::pseudo_random(3000, 1)),
+            ("/boot/debian/initrd.img", common::pseudo_random(5000, 2)),
+        ],
+    );
+    let (server_log, _) = start_server(&mut lan, "pxe", &cfg, &[]);
+    let (ok, out) = probe(&lan, "efi64");
+    assert!(ok, "{out}");
+    for needle in [
+        "HTTP http://10.77.0.3:8080/boot/debian/vmlinuz: 3000 bytes",
+        "HTTP http://10.77.0.3:8080/boot/debian/initrd.img: 5000 bytes",
+    ] {
+        assert!(
+            out.contains(needle),
+            "probe output lacks {needle:?}:\n{out}"
+        );
+    }
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked.iter().any(|p| p == "/boot/debian/vmlinuz"),
+        "{asked:?}"
+    );
+    // the sidecar kept the DHCP and script role, not the kernel
+    let text = std::fs::read_to_string(&server_log).unwrap();
+    assert!(!text.contains("HTTP GET /debian/vmlinuz"), "{text}");
+}
