@@ -13,18 +13,7 @@ const PXE: (&str, &str, Option<&str>) = ("pxe", "02:00:00:00:00:02", Some("10.77
 const CLIENT: (&str, &str, Option<&str>) = ("client", "02:00:00:00:00:50", Some("10.77.0.50/24"));
 
 fn lan_with_router() -> Lan {
-    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT]);
-    let log = start_dnsmasq(
-        &mut lan,
-        "router",
-        &[
-            "--bind-interfaces",
-            "--dhcp-range=10.77.0.100,10.77.0.200,1h",
-            "--no-ping",
-        ],
-    );
-    wait_for_log(&log, "DHCP, IP range", Duration::from_secs(10));
-    lan
+    common::netns::with_router(&[ROUTER, PXE, CLIENT], "10.77.0.100,10.77.0.200")
 }
 
 fn root_with_kernel(lan: &Lan) -> String {
@@ -43,23 +32,7 @@ fn root_with_kernel(lan: &Lan) -> String {
 }
 
 fn probe(lan: &Lan, arch: &str) -> (bool, String) {
-    let o = lan.exec(
-        "client",
-        &[
-            env!("CARGO_BIN_EXE_pxe-sidecar"),
-            "probe",
-            "--interface",
-            "eth0",
-            "--arch",
-            arch,
-            "--wait",
-            "2",
-        ],
-    );
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
-    )
+    common::netns::probe(lan, "client", arch)
 }
 
 #[test]
@@ -285,17 +258,8 @@ fn an_external_base_url_serves_kernel_and_initrd() {
         return;
     }
     const CACHE: (&str, &str, Option<&str>) = ("cache", "02:00:00:00:00:03", Some("10.77.0.3/24"));
-    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT, CACHE]);
-    let log = start_dnsmasq(
-        &mut lan,
-        "router",
-        &[
-            "--bind-interfaces",
-            "--dhcp-range=10.77.0.100,10.77.0.200,1h",
-            "--no-ping",
-        ],
-    );
-    wait_for_log(&log, "DHCP, IP range", Duration::from_secs(10));
+    let mut lan =
+        common::netns::with_router(&[ROUTER, PXE, CLIENT, CACHE], "10.77.0.100,10.77.0.200");
     let cfg = root_with_kernel(&lan) + "[http]\nbase_url = \"http://10.77.0.3:8080/boot\"\n";
     let asked = web_server(
         &lan,

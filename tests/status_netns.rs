@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::netns::{Lan, require, root_or_skip, start_dnsmasq, start_server, wait_for_log};
+use common::netns::{Lan, require, root_or_skip, start_server, wait_for_log};
 
 const ROUTER: (&str, &str, Option<&str>) = ("router", "02:00:00:00:00:01", Some("10.81.0.1/24"));
 const PXE: (&str, &str, Option<&str>) = ("pxe", "02:00:00:00:00:02", Some("10.81.0.2/24"));
@@ -28,17 +28,7 @@ fn status_command_page_api_and_metrics_show_the_client_timeline() {
     }
     require("chromium");
     require("curl");
-    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT]);
-    let dlog = start_dnsmasq(
-        &mut lan,
-        "router",
-        &[
-            "--bind-interfaces",
-            "--dhcp-range=10.81.0.100,10.81.0.200,1h",
-            "--no-ping",
-        ],
-    );
-    wait_for_log(&dlog, "DHCP, IP range", Duration::from_secs(10));
+    let mut lan = common::netns::with_router(&[ROUTER, PXE, CLIENT], "10.81.0.100,10.81.0.200");
     let (log, cfg) = start_server(&mut lan, "pxe", "", &[]);
     wait_for_log(
         &log,
@@ -205,17 +195,7 @@ fn the_timeline_and_metrics_do_not_depend_on_the_log_level() {
         return;
     }
     require("curl");
-    let mut lan = Lan::new(&[ROUTER, PXE, CLIENT]);
-    let dlog = start_dnsmasq(
-        &mut lan,
-        "router",
-        &[
-            "--bind-interfaces",
-            "--dhcp-range=10.81.0.100,10.81.0.200,1h",
-            "--no-ping",
-        ],
-    );
-    wait_for_log(&dlog, "DHCP, IP range", Duration::from_secs(10));
+    let mut lan = common::netns::with_router(&[ROUTER, PXE, CLIENT], "10.81.0.100,10.81.0.200");
     // protocol events at warn only; start-up lines still at info
     let (log, cfg) = common::netns::start_server_env(
         &mut lan,
@@ -224,23 +204,8 @@ fn the_timeline_and_metrics_do_not_depend_on_the_log_level() {
         &[],
         &[("PXE_SIDECAR_LOG", "warn,pxe_sidecar::serve=info")],
     );
-    let o = lan.exec(
-        "client",
-        &[
-            env!("CARGO_BIN_EXE_pxe-sidecar"),
-            "probe",
-            "--interface",
-            "eth0",
-            "--arch",
-            "efi64",
-            "--wait",
-            "2",
-        ],
-    );
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("✓ TFTP snponly.efi"),
-        "{o:?}"
-    );
+    let (_, out) = common::netns::probe(&lan, "client", "efi64");
+    assert!(out.contains("✓ TFTP snponly.efi"), "{out}");
     std::thread::sleep(Duration::from_millis(500));
     let json: serde_json::Value =
         serde_json::from_str(&common::netns::status(&lan, "pxe", &cfg, true)).unwrap();

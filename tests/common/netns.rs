@@ -452,3 +452,39 @@ pub fn status(lan: &Lan, host: &str, cfg: &Path, json: bool) -> String {
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// A LAN of `hosts` whose host "router" runs a plain dnsmasq handing out
+/// `range` ("10.81.0.100,10.81.0.200"), ready when this returns.
+pub fn with_router(hosts: &[(&str, &str, Option<&str>)], range: &str) -> Lan {
+    let mut lan = Lan::new(hosts);
+    let range = format!("--dhcp-range={range},1h");
+    let log = start_dnsmasq(
+        &mut lan,
+        "router",
+        &["--bind-interfaces", &range, "--no-ping"],
+    );
+    wait_for_log(&log, "DHCP, IP range", Duration::from_secs(10));
+    lan
+}
+
+/// `pxe-sidecar probe --arch ARCH` from a host's eth0: whether it passed,
+/// and what it printed.
+pub fn probe(lan: &Lan, host: &str, arch: &str) -> (bool, String) {
+    let o = lan.exec(
+        host,
+        &[
+            env!("CARGO_BIN_EXE_pxe-sidecar"),
+            "probe",
+            "--interface",
+            "eth0",
+            "--arch",
+            arch,
+            "--wait",
+            "2",
+        ],
+    );
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
