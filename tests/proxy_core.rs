@@ -21,6 +21,19 @@ fn cfg(toml: &str) -> ProxyConfig {
     config::validate(raw).unwrap().proxy
 }
 
+/// The client's request as it reaches `port` (from 68, or 4011 for 4011).
+fn heard(c: &Client, port: u16) -> pxe_sidecar::proxy::Request {
+    let src_port = if port == 4011 { 4011 } else { 68 };
+    classify(
+        &c.encode(),
+        Meta {
+            src: c.from(src_port),
+            dst_port: port,
+        },
+    )
+    .unwrap()
+}
+
 fn run(cfg: &ProxyConfig, c: &Client, port: u16) -> Result<Reply, Ignore> {
     let src_port = if port == 4011 { 4011 } else { 68 };
     let req = classify(
@@ -287,14 +300,7 @@ fn destinations_follow_rfc2131() {
 fn unknown_relays_are_reported_once() {
     let mut c = Client::pxe(0);
     c.giaddr = Ipv4Addr::new(10, 9, 0, 1);
-    let req = classify(
-        &c.encode(),
-        Meta {
-            src: c.from(67),
-            dst_port: 67,
-        },
-    )
-    .unwrap();
+    let req = heard(&c, 67);
     let mut core = Proxy::new();
     let cfg = cfg("");
     assert!(matches!(
@@ -346,14 +352,7 @@ fn rotating_macs_meet_a_global_cap() {
         let mut c = Client::pxe(0);
         let b = i.to_be_bytes();
         c.mac = [2, 0xaa, b[0], b[1], b[2], b[3]];
-        let req = classify(
-            &c.encode(),
-            Meta {
-                src: c.from(68),
-                dst_port: 67,
-            },
-        )
-        .unwrap();
+        let req = heard(&c, 67);
         match core.decide(&cfg, US, &req, 5_000) {
             Ok(_) => answered += 1,
             Err(Ignore::Overloaded) => {}
@@ -363,14 +362,7 @@ fn rotating_macs_meet_a_global_cap() {
     assert_eq!(answered, 5000);
     // the next second starts afresh
     let c = Client::pxe(0);
-    let req = classify(
-        &c.encode(),
-        Meta {
-            src: c.from(68),
-            dst_port: 67,
-        },
-    )
-    .unwrap();
+    let req = heard(&c, 67);
     assert!(core.decide(&cfg, US, &req, 6_000).is_ok());
 }
 
@@ -434,14 +426,7 @@ fn floods_from_one_mac_are_limited() {
     let cfg = cfg("");
     let mut core = Proxy::new();
     let c = Client::pxe(0);
-    let req = classify(
-        &c.encode(),
-        Meta {
-            src: c.from(68),
-            dst_port: 67,
-        },
-    )
-    .unwrap();
+    let req = heard(&c, 67);
     let answered = (0..100)
         .filter(|_| core.decide(&cfg, US, &req, 1000).is_ok())
         .count();
