@@ -33,6 +33,7 @@ use nfs3_server::nfs3_types::nfs3::{
     set_atime, set_mtime, specdata3, stable_how,
 };
 use nfs3_server::nfs3_types::rpc::auth_unix;
+use nfs3_server::nfs3_types::xdr_codec::{Pack, Unpack};
 use nfs3_server::vfs::{
     DirEntryPlus, NextResult, NfsFileSystem, NfsReadFileSystem, ReadDirPlusIterator,
 };
@@ -72,6 +73,17 @@ struct Node {
     seen: Option<(Stat, Instant)>,
 }
 
+/// An index that knows only the export's root (where every walk starts).
+fn index_of_root(root: Id) -> HashMap<Id, Node> {
+    HashMap::from([(
+        root,
+        Node {
+            rel: PathBuf::new(),
+            seen: None,
+        },
+    )])
+}
+
 /// A handle resolved for one call.
 struct Obj {
     id: Id,
@@ -100,7 +112,8 @@ pub struct RootFs {
     clients: Clients,
     sealer: Sealer,
     root_id: Id,
-    fsid: u64,
+    /// The export's device: the fsid clients see, and the device whose
+    /// inode numbers are file ids as they are.
     root_dev: u64,
     index: RwLock<HashMap<Id, Node>>,
     last_rebuild: Mutex<Option<Instant>>,
@@ -143,11 +156,7 @@ fn io_status(e: io::Error) -> nfsstat3 {
     status(&e)
 }
 
-fn opt<
-    T: Copy + nfs3_server::nfs3_types::xdr_codec::Pack + nfs3_server::nfs3_types::xdr_codec::Unpack,
->(
-    o: &Nfs3Option<T>,
-) -> Option<T> {
+fn opt<T: Copy + Pack + Unpack>(o: &Nfs3Option<T>) -> Option<T> {
     match o {
         Nfs3Option::Some(v) => Some(*v),
         Nfs3Option::None => None,
@@ -312,15 +321,8 @@ impl RootFs {
             clients,
             sealer: Sealer::load(&cfg.state_dir)?,
             root_id,
-            fsid: st.dev,
             root_dev: st.dev,
-            index: RwLock::new(HashMap::from([(
-                root_id,
-                Node {
-                    rel: PathBuf::new(),
-                    seen: None,
-                },
-            )])),
+            index: RwLock::new(index_of_root(root_id)),
             last_rebuild: Mutex::new(None),
             refused: Mutex::new(HashMap::new()),
             open_files: Mutex::new(HashMap::new()),
@@ -474,30 +476,17 @@ impl RootFs {
             return false;
         }
         let start = Instant::now();
-        let mut found: HashMap<Id, Node> = HashMap::new();
+        let mut found = index_of_root(self.root_id);
         for zone in [Zone::Tree, Zone::Areas] {
             let mut stack = vec![PathBuf::new()];
             while let Some(rel) = stack.pop() {
-                let Ok(dir) = sys::open_beneath(
-                    &self.zone(zone).fd,
-                    &rel,
-                    libc::O_RDONLY | libc::O_DIRECTORY,
-                ) else {
-                    continue;
-                };
-                let Ok(st) = sys::fstat(&dir) else { continue };
-                if rel.as_os_str().is_empty() && zone == Zone::Tree {
-                    found.insert(
-                        Id::of(zone, &st),
-                        Node {
-                            rel: rel.clone(),
-                            seen: None,
-                        },
-                    );
-                }
-                let Ok(names) = sys::list(dir) else { continue };
                 let Ok(dir) =
                     sys::open_beneath(&self.zone(zone).fd, &rel, libc::O_PATH | libc::O_DIRECTORY)
+                else {
+                    continue;
+                };
+                let Ok(names) =
+                    sys::reopen(&dir, libc::O_RDONLY | libc::O_DIRECTORY).and_then(sys::list)
                 else {
                     continue;
                 };
@@ -666,9 +655,9 @@ impl RootFs {
         Ok(f)
     }
 
-    /// The caller's own area, created (from the template, as the server)
-    /// on first use.
-    fn my_area(&self, who: &Who) -> Result<(Id, PathBuf, Stat), nfsstat3> {
+    /// The handle of the caller's own area (remembered in the index),
+    /// created from the template, as the server, on first use.
+    fn my_area(&self, who: &Who) -> Result<(Fh, Stat), nfsstat3> {
         let Some(area) = self.area_of(who) else {
             let from = Self::from(who);
             self.say(
@@ -681,26 +670,30 @@ impl RootFs {
         };
         act(&Ident::server())?;
         let name = OsStr::new(&area);
-        if let Ok(st) = sys::stat_at(&self.areas.fd, name)
-            && st.is_dir()
-        {
-            let id = Id::of(Zone::Areas, &st);
-            return Ok((id, PathBuf::from(&area), st));
-        }
-        self.make_area(&area).map_err(|e| {
+        let st = match sys::stat_at(&self.areas.fd, name) {
+            Ok(st) if st.is_dir() => st,
+            _ => self.new_area(who, &area)?,
+        };
+        let id = Id::of(Zone::Areas, &st);
+        self.remember(id, PathBuf::from(&area), &st);
+        Ok((self.sealer.seal(id), st))
+    }
+
+    /// Makes the caller's area `area` and reports it.
+    fn new_area(&self, who: &Who, area: &str) -> Result<Stat, nfsstat3> {
+        self.make_area(area).map_err(|e| {
             warn!("NFS: creating per-client area {area:?}: {e}");
             io_status(e)
         })?;
         let from = Self::from(who);
-        let made = self.areas.path.join(&area);
+        let made = self.areas.path.join(area);
         self.say(
             who,
             Kind::NfsArea,
             Level::Info,
             format!("NFS new per-client area {} for {from}", made.display()),
         );
-        let st = sys::stat_at(&self.areas.fd, name).map_err(io_status)?;
-        Ok((Id::of(Zone::Areas, &st), PathBuf::from(&area), st))
+        sys::stat_at(&self.areas.fd, OsStr::new(area)).map_err(io_status)
     }
 
     fn make_area(&self, area: &str) -> io::Result<()> {
@@ -773,7 +766,7 @@ impl RootFs {
                 specdata1: st.rdev.0,
                 specdata2: st.rdev.1,
             },
-            fsid: self.fsid,
+            fsid: self.root_dev,
             fileid,
             atime: time3(st.atime),
             mtime: time3(st.mtime),
@@ -821,9 +814,7 @@ impl RootFs {
             if name != MYSELF {
                 return Err(nfsstat3::NFS3ERR_NOENT);
             }
-            let (id, rel, st) = self.my_area(&who)?;
-            self.remember(id, rel, &st);
-            return Ok(self.sealer.seal(id));
+            return self.my_area(&who).map(|(fh, _)| fh);
         }
         let fd = self.dir_fd(&d)?;
         self.act_for(&who, &d.place)?;
@@ -941,10 +932,7 @@ impl ReadDirPlusIterator<Fh> for Listing<'_> {
             let (fh, st) = if self.fs.is_clients_dir(&self.dir) {
                 // the one virtual entry: the caller's own area
                 match self.fs.my_area(&who) {
-                    Ok((id, rel, st)) => {
-                        self.fs.remember(id, rel, &st);
-                        (self.fs.sealer.seal(id), st)
-                    }
+                    Ok(x) => x,
                     Err(e) => return NextResult::Err(e),
                 }
             } else {
