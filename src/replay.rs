@@ -15,7 +15,7 @@ use pcap_file::pcapng::{Block, PcapNgReader};
 use crate::config::ProxyConfig;
 use crate::frame::{self, Link};
 use crate::mac::Mac;
-use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, Meta, PXE_PORT, Proxy, Reply};
+use crate::proxy::{self, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, PXE_PORT, Proxy, Reply};
 use crate::step::{self, Datagram, Decision, Facts, Send};
 
 /// The identity replies are sent from when replaying (TEST-NET-1, RFC 5737,
@@ -179,24 +179,21 @@ pub fn replay(
         // Captures are not always in time order (joined files); the core
         // treats a step back in time as a new window.
         let t = f.time.saturating_sub(start);
-        let meta = Meta {
-            src: udp.src,
-            dst_port: udp.dst.port(),
-        };
+        let datagram = Datagram::of(&udp);
+        let meta = datagram.meta();
         let head = format!("#{} {:>4}.{:06}", f.number, t.as_secs(), t.subsec_micros());
         let facts = Facts {
             cfg,
             ip: server,
             mac: server_mac,
         };
-        let decision =
-            match step::step(&mut core, &facts, &Datagram::of(&udp), t.as_millis() as u64) {
-                Err(skip) => Err(format!(
-                    "{head} {} -> {skip}",
-                    proxy::peek(udp.payload, meta)
-                )),
-                Ok(d) => Ok(d),
-            };
+        let decision = match step::step(&mut core, &facts, &datagram, t.as_millis() as u64) {
+            Err(skip) => Err(format!(
+                "{head} {} -> {skip}",
+                proxy::peek(udp.payload, meta)
+            )),
+            Ok(d) => Ok(d),
+        };
         let (line, reply) = match decision {
             Err(line) => (line, None),
             Ok(Decision {

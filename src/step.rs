@@ -42,7 +42,7 @@ impl<'a> Datagram<'a> {
         }
     }
 
-    fn meta(&self) -> Meta {
+    pub fn meta(&self) -> Meta {
         Meta {
             src: self.src,
             dst_port: self.dst_port,

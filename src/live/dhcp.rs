@@ -13,7 +13,7 @@ use super::Server;
 use crate::event;
 use crate::frame::{self, Link};
 use crate::listen::RawSocket;
-use crate::proxy::{self, Meta};
+use crate::proxy;
 use crate::step::{Datagram, Send, Skip};
 
 pub async fn serve(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> Result<()> {
@@ -28,7 +28,7 @@ pub async fn serve(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> 
             Ok(p) => p,
             Err(Skip::ToClient) => {
                 if event::log_ok() {
-                    debug!("{}", proxy::peek(udp.payload, meta_of(&d)));
+                    debug!("{}", proxy::peek(udp.payload, d.meta()));
                 }
                 continue;
             }
@@ -49,12 +49,5 @@ pub async fn serve(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> 
             warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
         }
         server.log(&p, udp.payload);
-    }
-}
-
-fn meta_of(d: &Datagram) -> Meta {
-    Meta {
-        src: d.src,
-        dst_port: d.dst_port,
     }
 }

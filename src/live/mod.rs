@@ -18,9 +18,9 @@ use crate::config::Config;
 use crate::event::{self, Door, Event, Kind, Level, emit};
 use crate::files::Tree;
 use crate::listen::Interface;
-use crate::mac::Mac;
+
 use crate::proxy::{self, Meta, PXE_PORT, Proxy};
-use crate::step::{self, Claim, Datagram, Decision, Facts, Send, Skip};
+use crate::step::{self, Datagram, Decision, Facts, Send, Skip};
 
 /// What SIGHUP and a changing address replace.
 pub struct Live {
@@ -44,8 +44,8 @@ impl Server {
         self.started.elapsed()
     }
 
-    /// The frame step (src/step.rs) on one datagram, and what it learned
-    /// applied; no logging here, so the reply leaves first.
+    /// The frame step (src/step.rs) on one datagram; nothing slower than
+    /// the decision here, so the reply leaves first.
     pub fn process(&self, d: &Datagram) -> Result<Processed, Skip> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
         let facts = Facts {
@@ -64,21 +64,20 @@ impl Server {
         if let Ok((req, Ok(_))) = &decision.outcome {
             self.clients.answered(req.mac);
         }
-        let refused = decision
-            .claim
-            .and_then(|c| self.clients.claim(&c).err().map(|shown| (c, shown)));
         Ok(Processed {
             decision,
             send,
-            refused,
             iface: live.iface.clone(),
         })
     }
 
-    /// The events of one datagram, reported after its reply was sent.
+    /// After its reply was sent: the address claim of one datagram taken
+    /// (it may read the neighbour table), and its events reported.
     pub fn log(&self, p: &Processed, payload: &[u8]) {
         let meta = p.decision.meta;
-        if let Some((c, shown)) = p.refused {
+        if let Some(c) = p.decision.claim
+            && let Err(shown) = self.clients.claim(&c)
+        {
             emit(
                 Event::new(
                     door_of(meta),
@@ -169,7 +168,5 @@ fn door_of(meta: Meta) -> Door {
 pub struct Processed {
     pub decision: Decision,
     pub send: Option<Send>,
-    /// A claim on an address that the LAN (or a mount) contradicts.
-    pub refused: Option<(Claim, Mac)>,
     pub iface: Interface,
 }
