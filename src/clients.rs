@@ -291,13 +291,12 @@ impl Clients {
         known.or_else(|| self.identify(ip))
     }
 
-    /// The MAC for an address, or "-" when we cannot tell.
-    pub fn mac_of(&self, ip: IpAddr) -> String {
-        let IpAddr::V4(v4) = ip else {
-            return "-".into();
-        };
-        self.mac(v4)
-            .map_or_else(|| "-".to_string(), |m| m.to_string())
+    /// The MAC for any peer address (IPv6 peers are not tied to one).
+    pub fn mac_at(&self, ip: IpAddr) -> Option<Mac> {
+        match ip {
+            IpAddr::V4(v4) => self.mac(v4),
+            IpAddr::V6(_) => None,
+        }
     }
 }
 

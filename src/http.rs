@@ -57,10 +57,7 @@ async fn serve(
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
     let ip = peer.ip();
-    let mac = match ip {
-        std::net::IpAddr::V4(v4) => ctx.clients.mac(v4),
-        std::net::IpAddr::V6(_) => None,
-    };
+    let mac = ctx.clients.mac_at(ip);
     let say = |level, text: String| {
         emit(
             Event::new(Door::Http, Kind::Http, level, text)

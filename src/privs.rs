@@ -122,11 +122,6 @@ pub fn permitted() -> io::Result<u64> {
     capget().map(|(_, p)| p)
 }
 
-/// Whether this thread may use `cap` now.
-pub fn has(cap: Cap) -> bool {
-    capget().is_ok_and(|(e, _)| e & mask(&[cap]) != 0)
-}
-
 /// Limits the process, from this thread on, to `caps`: the bounding set
 /// (what an exec could regain) and this thread's sets. Call it before any
 /// other thread starts, so that every thread inherits the limit.
@@ -190,6 +185,11 @@ pub fn names(m: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether this thread may use `cap` now.
+    fn has(cap: Cap) -> bool {
+        capget().is_ok_and(|(e, _)| e & mask(&[cap]) != 0)
+    }
 
     #[test]
     fn a_thread_keeps_only_what_it_is_given() {

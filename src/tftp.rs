@@ -317,10 +317,7 @@ impl BootHandler {
     /// An event maker for one client of this door: its address and MAC filled in.
     fn event(&self, client: &SocketAddr) -> impl Fn(Kind, Level, String) -> Event + use<> {
         let ip = client.ip();
-        let mac = match ip {
-            std::net::IpAddr::V4(v4) => self.clients.mac(v4),
-            std::net::IpAddr::V6(_) => None,
-        };
+        let mac = self.clients.mac_at(ip);
         move |kind, level, text| {
             Event::new(Door::Tftp, kind, level, text)
                 .mac(mac)
