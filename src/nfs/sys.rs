@@ -211,11 +211,17 @@ pub fn open_at(
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+/// The /proc path that stands for a descriptor's own inode: calls given it
+/// reach that inode without looking any name up again.
+fn magic_link(fd: &impl AsRawFd) -> io::Result<CString> {
+    cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())
+}
+
 /// The object behind an `O_PATH` descriptor, opened again for I/O. Through
 /// /proc/self/fd the kernel reaches the very inode the descriptor holds
 /// (no name is looked up again) and checks the caller's access as for any open.
 pub fn reopen(fd: &impl AsRawFd, flags: libc::c_int) -> io::Result<File> {
-    let p = cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+    let p = magic_link(fd)?;
     // SAFETY: `p` is a valid C string.
     let new = check(unsafe {
         libc::open(
@@ -230,7 +236,7 @@ pub fn reopen(fd: &impl AsRawFd, flags: libc::c_int) -> io::Result<File> {
 /// chmod of the inode behind a descriptor (an `O_PATH` one included; never
 /// a symlink, whose mode Linux does not change).
 pub fn chmod_fd(fd: &impl AsRawFd, mode: u32) -> io::Result<()> {
-    let p = cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+    let p = magic_link(fd)?;
     // SAFETY: `p` is a valid C string.
     check(unsafe { libc::chmod(p.as_ptr(), mode as libc::mode_t) }).map(drop)
 }
@@ -253,7 +259,7 @@ pub fn chown_fd(fd: &impl AsRawFd, uid: Option<u32>, gid: Option<u32>) -> io::Re
 
 /// Sets atime/mtime of the inode behind a descriptor (never a symlink).
 pub fn utimens_fd(fd: &impl AsRawFd, times: &[libc::timespec; 2]) -> io::Result<()> {
-    let p = cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+    let p = magic_link(fd)?;
     // SAFETY: `p` is a valid C string and `times` two timespecs.
     check(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) }).map(drop)
 }

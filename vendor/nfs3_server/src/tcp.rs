@@ -28,7 +28,6 @@ pub struct NFSTcpListener<T: NfsFileSystem + 'static> {
     transaction_tracker: Arc<TransactionTracker>,
     file_handle_converter: crate::vfs::handle::FileHandleConverter,
     stop_notify: Arc<tokio::sync::Notify>,
-    limits: ConnectionLimits,
     slots: Arc<std::sync::Mutex<Slots>>,
 }
 
@@ -139,21 +138,9 @@ where
 /// reading calls (one more READ reply, 1 MiB, may follow the last one run).
 const MAX_QUEUED_REPLIES: usize = 4 * 1024 * 1024;
 
-/// Connections at once, from one client address and in total (PATCHES.md #8).
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    pub per_client: usize,
-    pub total: usize,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            per_client: 8,
-            total: 64,
-        }
-    }
-}
+/// Connections at once from one client address, and in total (PATCHES.md #8).
+const CONNECTIONS_PER_CLIENT: usize = 8;
+const CONNECTIONS: usize = 64;
 
 /// Open connections, by client address; a slot is freed when its guard drops.
 #[derive(Default)]
@@ -171,7 +158,10 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut s = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         s.total -= 1;
         if let Some(n) = s.by_ip.get_mut(&self.ip) {
             *n -= 1;
@@ -183,17 +173,15 @@ impl Drop for Slot {
 }
 
 /// Takes a connection slot for `ip`, or says which limit refused it.
-fn take_slot(
-    slots: &Arc<std::sync::Mutex<Slots>>,
-    limits: ConnectionLimits,
-    ip: IpAddr,
-) -> Result<Slot, &'static str> {
-    let mut s = slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if s.total >= limits.total {
+fn take_slot(slots: &Arc<std::sync::Mutex<Slots>>, ip: IpAddr) -> Result<Slot, &'static str> {
+    let mut s = slots
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if s.total >= CONNECTIONS {
         return Err("total");
     }
     let n = s.by_ip.entry(ip).or_insert(0);
-    if *n >= limits.per_client {
+    if *n >= CONNECTIONS_PER_CLIENT {
         return Err("per-client");
     }
     *n += 1;
@@ -444,7 +432,6 @@ impl<T: NfsFileSystem + 'static> NFSTcpListener<T> {
             transaction_tracker: Self::new_transaction_tracker(),
             stop_notify: Arc::new(tokio::sync::Notify::new()),
             file_handle_converter,
-            limits: ConnectionLimits::default(),
             slots: Arc::default(),
         })
     }
@@ -459,11 +446,6 @@ impl<T: NfsFileSystem + 'static> NFSTcpListener<T> {
             MAX_ACTIVE_TRANSACTIONS,
             TRANSACTION_TRIM_THRESHOLD,
         ))
-    }
-
-    /// Sets how many connections are served at once (PATCHES.md #8).
-    pub fn with_connection_limits(&mut self, limits: ConnectionLimits) {
-        self.limits = limits;
     }
 
     /// Sets an optional NFS export name.
@@ -528,19 +510,24 @@ impl<T: NfsFileSystem + 'static> NFSTcp for NFSTcpListener<T> {
                     continue;
                 }
             };
-            let slot = match take_slot(&self.slots, self.limits, peer.ip()) {
+            let slot = match take_slot(&self.slots, peer.ip()) {
                 Ok(slot) => slot,
                 Err(which) => {
-                    let mut s = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut s = self
+                        .slots
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let now = std::time::Instant::now();
-                    if s.logged.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10)) {
+                    if s.logged
+                        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+                    {
                         s.logged = Some(now);
                         // the embedding server's target: its log keeps
                         // this crate's routine error lines off
                         tracing::warn!(
                             target: "pxe_sidecar::nfs",
                             "NFS connection from {peer} refused: {which} connection limit reached ({} per client, {} in total)",
-                            self.limits.per_client, self.limits.total
+                            CONNECTIONS_PER_CLIENT, CONNECTIONS
                         );
                     }
                     drop(socket);
