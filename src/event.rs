@@ -154,13 +154,24 @@ pub fn emit(e: Event) {
     if e.door.packet_driven() && !log_ok() {
         return;
     }
-    let mac = e.mac.map_or_else(|| "-".to_string(), |m| m.to_string());
-    let ip = e.ip.map_or_else(|| "-".to_string(), |i| i.to_string());
-    let door = e.door.as_str();
+    // formatted only if the log takes the line
+    let (mac, ip, door) = (Shown(e.mac), Shown(e.ip), e.door.as_str());
     match e.level {
         Level::Debug => debug!(door = %door, mac = %mac, ip = %ip, "{}", e.text),
         Level::Info => info!(door = %door, mac = %mac, ip = %ip, "{}", e.text),
         Level::Warn => warn!(door = %door, mac = %mac, ip = %ip, "{}", e.text),
+    }
+}
+
+/// An optional field as the log shows it: the value, or `-`.
+struct Shown<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Shown<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 
