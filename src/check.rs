@@ -160,32 +160,57 @@ fn privileges(cfg: &Config) -> Step {
     }
 }
 
-/// Local port → process names holding it, from /proc/net/{udp,tcp} and the
-/// socket inodes in /proc/*/fd. A pxe-sidecar is marked as "this server"
-/// when the status socket of the config being checked answers.
-fn port_holders(proto: &str, ours_running: bool) -> HashMap<u16, Vec<String>> {
-    let mut inode_port = HashMap::new();
-    for file in [format!("/proc/net/{proto}"), format!("/proc/net/{proto}6")] {
-        for line in std::fs::read_to_string(file)
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-        {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // TCP: only listeners (state 0A).
-            if f.len() < 10 || (proto == "tcp" && f[3] != "0A") {
-                continue;
-            }
-            let port = f[1]
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if let (Some(port), Ok(inode)) = (port, f[9].parse::<u64>()) {
-                inode_port.insert(inode, port);
+/// A process holding a port.
+struct Holder {
+    /// `dnsmasq (pid 812)`.
+    who: String,
+    /// It is the pxe-sidecar of the config being checked.
+    ours: bool,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.who)?;
+        if self.ours {
+            f.write_str(", this server")?;
+        }
+        Ok(())
+    }
+}
+
+type Holders = HashMap<u16, Vec<Holder>>;
+
+/// Which processes hold which local ports, UDP and TCP listeners, from
+/// /proc/net/{udp,tcp}{,6} and one walk of the socket inodes in
+/// /proc/*/fd. A pxe-sidecar is "this server" when the status socket of
+/// the config being checked answers.
+fn port_holders(ours_running: bool) -> (Holders, Holders) {
+    let inodes = |proto: &str| {
+        let mut inode_port = HashMap::new();
+        for file in [format!("/proc/net/{proto}"), format!("/proc/net/{proto}6")] {
+            for line in std::fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+            {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // TCP: only listeners (state 0A).
+                if f.len() < 10 || (proto == "tcp" && f[3] != "0A") {
+                    continue;
+                }
+                let port = f[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                if let (Some(port), Ok(inode)) = (port, f[9].parse::<u64>()) {
+                    inode_port.insert(inode, port);
+                }
             }
         }
-    }
-    let mut out: HashMap<u16, Vec<String>> = HashMap::new();
+        inode_port
+    };
+    let (udp_inodes, tcp_inodes) = (inodes("udp"), inodes("tcp"));
+    let (mut udp, mut tcp) = (Holders::new(), Holders::new());
     for pid in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid_s) = pid.file_name().to_str().map(str::to_string) else {
             continue;
@@ -208,22 +233,21 @@ fn port_holders(proto: &str, ours_running: bool) -> HashMap<u16, Vec<String>> {
             else {
                 continue;
             };
-            if let Some(port) = inode_port.get(&inode) {
+            for (inodes, out) in [(&udp_inodes, &mut udp), (&tcp_inodes, &mut tcp)] {
+                let Some(port) = inodes.get(&inode) else {
+                    continue;
+                };
                 let comm = std::fs::read_to_string(pid.path().join("comm")).unwrap_or_default();
                 let who = format!("{} (pid {pid_s})", comm.trim());
-                let who = if comm.trim() == "pxe-sidecar" && ours_running {
-                    format!("{who}, this server")
-                } else {
-                    who
-                };
                 let v = out.entry(*port).or_default();
-                if !v.contains(&who) {
-                    v.push(who);
+                if !v.iter().any(|h| h.who == who) {
+                    let ours = comm.trim() == "pxe-sidecar" && ours_running;
+                    v.push(Holder { who, ours });
                 }
             }
         }
     }
-    out
+    (udp, tcp)
 }
 
 /// Whether the server this config describes is running: its status
@@ -233,23 +257,21 @@ fn ours_running(cfg: &Config) -> bool {
 }
 
 fn ports(cfg: &Config) -> Vec<Step> {
-    let running = ours_running(cfg);
-    let udp = port_holders("udp", running);
-    let tcp = port_holders("tcp", running);
+    let (udp, tcp) = port_holders(ours_running(cfg));
     let mut steps = Vec::new();
     // a port our own running server holds is as it should be: not a holder
-    let held = |map: &HashMap<u16, Vec<String>>, p: u16| {
-        map.get(&p)
-            .filter(|v| !v.iter().all(|w| w.ends_with(", this server")))
-            .map(|v| v.join(", "))
+    let held = |map: &Holders, p: u16| {
+        map.get(&p).filter(|v| v.iter().any(|h| !h.ours)).map(|v| {
+            v.iter()
+                .map(Holder::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
     };
-    let ours = |map: &HashMap<u16, Vec<String>>, p: u16| {
+    let ours = |map: &Holders, p: u16| {
         map.get(&p)
-            .and_then(|v| v.iter().find(|w| w.ends_with(", this server")))
-            .map(|w| {
-                let w = w.trim_end_matches(", this server");
-                format!("held by {w}, the server this config runs")
-            })
+            .and_then(|v| v.iter().find(|h| h.ours))
+            .map(|h| format!("held by {}, the server this config runs", h.who))
     };
     steps.push(match held(&udp, 67) {
         Some(who) => pass(
