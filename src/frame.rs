@@ -104,6 +104,18 @@ fn sll_mac(len: &[u8], addr: &[u8]) -> Option<Mac> {
     (u16::from_be_bytes([len[0], len[1]]) == 6).then(|| Mac(addr[..6].try_into().unwrap_or([0; 6])))
 }
 
+/// Builds an IPv4 / UDP datagram (TTL 64, checksums filled in) for a raw
+/// IP socket: the kernel routes it and adds the link header.
+pub fn build_ip(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64).udp(src.port(), dst.port());
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    // Writing into a Vec cannot fail for payloads that fit a UDP datagram.
+    if b.write(&mut out, payload).is_err() {
+        out.clear();
+    }
+    out
+}
+
 /// Builds an Ethernet II / IPv4 / UDP frame (TTL 64, checksums filled in).
 pub fn build(
     src_mac: Mac,
@@ -140,6 +152,7 @@ mod tests {
         assert_eq!(u.src_mac, Some(Mac([2, 0, 0, 0, 0, 1])));
         assert!(udp(Link::Ethernet, &f[..20]).is_none());
         assert!(udp(Link::Raw, &f[14..]).is_some());
+        assert_eq!(build_ip(src, dst, b"hello"), f[14..]);
         assert!(udp(Link::Null, &[]).is_none());
         assert!(udp(Link::LinuxSll2, &[0; 5]).is_none());
         // Linux cooked v1: 16-byte header, protocol at 14, address at 6.

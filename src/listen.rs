@@ -449,6 +449,83 @@ impl RawSocket {
     }
 }
 
+/// A raw IPv4 socket (IPPROTO_RAW: we write the IP and UDP headers) for
+/// answers to relay agents. They must leave from UDP port 67 (RFC 2131
+/// §4.1), which the router's DHCP server may hold on this host; the kernel
+/// still routes them. Not bound to the interface: a relay may be reached
+/// through any route.
+pub struct RawIp {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl RawIp {
+    pub fn open(iface: &Interface) -> Result<RawIp, ListenError> {
+        // SAFETY: plain socket(2) call; the result is checked below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_RAW,
+            )
+        };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => ListenError::NeedCapNetRaw {
+                    iface: iface.name.clone(),
+                },
+                _ => ListenError::Io {
+                    what: "opening the raw IP socket for answers to DHCP relays",
+                    iface: iface.name.clone(),
+                    source: e,
+                },
+            });
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: we own `owned` and move it into the AsyncFd, which closes it.
+        let fd = unsafe { AsyncFd::register(owned) }.map_err(|e| ListenError::Io {
+            what: "registering the raw IP socket",
+            iface: iface.name.clone(),
+            source: e.into(),
+        })?;
+        Ok(RawIp { fd })
+    }
+
+    /// Sends one IPv4 datagram (built by `frame::build_ip`) to `dst`.
+    pub async fn send(&self, datagram: &[u8], dst: Ipv4Addr) -> io::Result<()> {
+        // SAFETY: sockaddr_in is plain data.
+        let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sin.sin_family = libc::AF_INET as u16;
+        sin.sin_addr.s_addr = u32::from_ne_bytes(dst.octets());
+        loop {
+            let mut guard = self.fd.writable().await?;
+            let res = guard.try_io(|fd| {
+                // SAFETY: datagram and sin are valid for the lengths passed.
+                let n = unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        datagram.as_ptr() as *const libc::c_void,
+                        datagram.len(),
+                        0,
+                        &sin as *const _ as *const libc::sockaddr,
+                        std::mem::size_of::<libc::sockaddr_in>() as u32,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            });
+            match res {
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
 /// SO_BINDTODEVICE: the 4011 socket hears only the serving interface.
 pub fn bind_to_device(fd: RawFd, iface: &str) -> io::Result<()> {
     // SAFETY: the name pointer and length describe a valid byte string.

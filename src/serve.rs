@@ -16,7 +16,7 @@ use crate::clients::Clients;
 use crate::config::{self, Config};
 use crate::event::{self};
 use crate::files::Tree;
-use crate::listen::{self, RawSocket};
+use crate::listen::{self, RawIp, RawSocket};
 use crate::proxy::Proxy;
 use crate::{http, tftp};
 use crate::{live, ndp, nfs, privs};
@@ -47,6 +47,7 @@ pub async fn run(opts: Options) -> Result<()> {
         .map_err(|e| warn!("IPv6 router solicitations not watched: {e}"))
         .ok();
     let pxe = live::pxe::bind(&iface)?;
+    let relay = RawIp::open(&iface)?;
     let tftp_socket = if cfg.tftp.enabled {
         Some(tftp::bind(&cfg.tftp, iface.ipv4)?)
     } else {
@@ -184,7 +185,7 @@ pub async fn run(opts: Options) -> Result<()> {
         started: Instant::now(),
     });
     let pxe = Arc::new(pxe);
-    tasks.spawn(live::dhcp::serve(server.clone(), raw, pxe.clone()));
+    tasks.spawn(live::dhcp::serve(server.clone(), raw, relay));
     tasks.spawn(live::pxe::serve(server.clone(), pxe));
     if let Some(sock) = ndp_socket {
         tasks.spawn(live::ndp::serve(server.clone(), Arc::new(sock)));

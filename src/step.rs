@@ -106,9 +106,13 @@ pub struct Decision {
 pub enum Send {
     /// A whole Ethernet frame for the raw socket.
     Link(Vec<u8>),
-    /// A UDP datagram the kernel routes: to a relay agent, or the 4011 ACK
-    /// to the client's source address and port.
+    /// The 4011 ACK, a UDP datagram the kernel routes to the request's
+    /// source address and port.
     Routed(SocketAddrV4),
+    /// An answer to a relay agent: a whole IPv4/UDP datagram for the raw IP
+    /// socket, from our port 67 to the relay's port 67 (RFC 2131 §4.1), so
+    /// that router filters passing only 67→67 carry it.
+    Relay(Vec<u8>),
 }
 
 impl Decision {
@@ -121,7 +125,11 @@ impl Decision {
         let reply = self.reply()?;
         Some(match reply.dest {
             _ if self.meta.dst_port == PXE_PORT => Send::Routed(reply.dest.addr()),
-            Dest::Relay(addr) => Send::Routed(addr),
+            Dest::Relay(addr) => Send::Relay(frame::build_ip(
+                SocketAddrV4::new(facts.ip, reply.src_port),
+                addr,
+                &reply.payload,
+            )),
             dest => Send::Link(frame::build(
                 facts.mac,
                 dest.link_mac().unwrap_or(Mac::BROADCAST),

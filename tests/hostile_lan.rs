@@ -132,7 +132,11 @@ fn relay_discover(lan: &Lan, giaddr: &'static str) -> Option<Vec<u8>> {
         c.broadcast = false;
         u.send_to(&c.encode(), (SRV, 67)).unwrap();
         let mut buf = [0u8; 1500];
-        u.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
+        let (n, from) = u.recv_from(&mut buf).ok()?;
+        // RFC 2131 §4.1: servers answer relay agents from port 67, the
+        // only port router filters in front of a relay let through
+        assert_eq!(from.port(), 67, "the answer to the relay left from {from}");
+        Some(buf[..n].to_vec())
     })
 }
 

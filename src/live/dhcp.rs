@@ -2,21 +2,19 @@
 //! beside another DHCP server holding `*:67`, see `listen.rs`), proxy
 //! offers back as whole frames on the link, relayed answers routed.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
-use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use super::Server;
 use crate::event;
 use crate::frame::{self, Link};
-use crate::listen::RawSocket;
+use crate::listen::{RawIp, RawSocket};
 use crate::proxy;
 use crate::step::{Datagram, Send, Skip};
 
-pub async fn serve(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> Result<()> {
+pub async fn serve(server: Arc<Server>, raw: RawSocket, relay: RawIp) -> Result<()> {
     let mut buf = vec![0u8; 65_536];
     loop {
         let len = raw.recv_incoming(&mut buf, "DHCP").await;
@@ -37,13 +35,12 @@ pub async fn serve(server: Arc<Server>, raw: RawSocket, pxe: Arc<UdpSocket>) -> 
         let sent = match &p.send {
             Some(Send::Link(frame)) => raw.send(frame).await,
             // relay agents are routed, not on our link: the kernel routes it
-            Some(Send::Routed(addr)) => {
-                let payload = p.decision.reply().map_or(&[][..], |r| &r.payload[..]);
-                pxe.send_to(payload, SocketAddr::V4(*addr))
-                    .await
-                    .map(|_| ())
-            }
-            None => Ok(()),
+            Some(Send::Relay(datagram)) => match p.decision.reply() {
+                Some(reply) => relay.send(datagram, *reply.dest.addr().ip()).await,
+                None => Ok(()),
+            },
+            // the 4011 door's own
+            Some(Send::Routed(_)) | None => Ok(()),
         };
         if let (Err(e), Some(reply)) = (sent, p.decision.reply()) {
             warn!("sending {} to {}: {e}", reply.msg, reply.dest.addr());
