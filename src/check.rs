@@ -82,12 +82,47 @@ pub fn run(file: Option<&Path>, overrides: &[(&str, String)]) -> Vec<Step> {
     }
     steps.push(privileges(&cfg));
     steps.extend(ports(&cfg));
+    let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    steps.extend(relays(&cfg, &crate::listen::routes(&table)));
     let tree = Tree::new(&cfg, server);
     steps.extend(boot_files(&cfg, &tree));
     steps.extend(pxelinux_config(&tree));
     steps.extend(nfs_root(&cfg, server));
     steps.extend(firewall());
     steps
+}
+
+/// Each relay in `[proxy] relays`, and the route our answers to it and to
+/// its clients' 4011 requests take: without one they are lost.
+fn relays(cfg: &Config, routes: &[crate::listen::Route]) -> Vec<Step> {
+    cfg.proxy
+        .relays
+        .iter()
+        .map(|r| {
+            let net = r.network();
+            let step = format!("relay {}", r.addr);
+            let subnet = format!("clients on {net}/{} answered through {}", r.prefix, r.addr);
+            match crate::listen::route_to(routes, r.addr) {
+                None => fail(
+                    &step,
+                    format!("{subnet}, but this host has no route there: answers to it are lost"),
+                    format!("add one through the router on this LAN: ip route add {net}/{} via ROUTER", r.prefix),
+                ),
+                Some(rt) if rt.gateway.is_unspecified() => pass(
+                    &step,
+                    format!("{subnet}; on the link of {} (the relay is a neighbour)", rt.iface),
+                ),
+                Some(rt) if rt.prefix == 0 => pass(
+                    &step,
+                    format!("{subnet}; only the default route reaches it (via {} on {}): that router must route to {net}/{}", rt.gateway, rt.iface, r.prefix),
+                ),
+                Some(rt) => pass(
+                    &step,
+                    format!("{subnet}; routed via {} on {} ({}/{})", rt.gateway, rt.iface, rt.dest, rt.prefix),
+                ),
+            }
+        })
+        .collect()
 }
 
 /// The NFS root tree, checked with `rootfs check`'s rules.

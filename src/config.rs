@@ -323,6 +323,14 @@ impl Relay {
         (!addr.is_unspecified() && !addr.is_broadcast()).then_some(Relay { addr, prefix })
     }
 
+    /// The network address of the subnet behind this relay.
+    pub fn network(&self) -> Ipv4Addr {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        Ipv4Addr::from(u32::from(self.addr) & mask)
+    }
+
     /// Whether `ip` is on the subnet behind this relay.
     pub fn serves(&self, ip: Ipv4Addr) -> bool {
         in_subnet(ip, self.addr, self.prefix)
@@ -882,6 +890,9 @@ mod tests {
         assert_eq!((r[0].addr, r[0].prefix), (Ipv4Addr::new(10, 1, 0, 1), 24));
         assert!(r[1].serves(Ipv4Addr::new(10, 2, 3, 200)));
         assert!(!r[1].serves(Ipv4Addr::new(10, 2, 4, 1)));
+        assert_eq!(r[1].network(), Ipv4Addr::new(10, 2, 0, 0));
+        let c = from_toml("[proxy]\nrelays = [\"10.1.2.3/0\"]\n").unwrap();
+        assert_eq!(c.proxy.relays[0].network(), Ipv4Addr::UNSPECIFIED);
         let e = from_toml("[proxy]\nrelays = [\"10.1.0.1/40\"]\n").unwrap_err();
         assert!(e.to_string().contains("proxy.relays"), "{e}");
     }

@@ -107,7 +107,8 @@ fn sll_mac(len: &[u8], addr: &[u8]) -> Option<Mac> {
 /// Builds an IPv4 / UDP datagram (TTL 64, checksums filled in) for a raw
 /// IP socket: the kernel routes it and adds the link header.
 pub fn build_ip(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64).udp(src.port(), dst.port());
+    let b =
+        PacketBuilder::ipv4(src.ip().octets(), dst.ip().octets(), 64).udp(src.port(), dst.port());
     let mut out = Vec::with_capacity(b.size(payload.len()));
     // Writing into a Vec cannot fail for payloads that fit a UDP datagram.
     if b.write(&mut out, payload).is_err() {

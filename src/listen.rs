@@ -56,24 +56,58 @@ pub struct Interface {
     pub subnets: Vec<(Ipv4Addr, u8)>,
 }
 
-/// The interface of the IPv4 default route, from /proc/net/route.
-pub fn default_route_interface() -> Result<String, ListenError> {
-    let table =
-        std::fs::read_to_string("/proc/net/route").map_err(|_| ListenError::NoDefaultRoute)?;
+/// One up route of /proc/net/route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub iface: String,
+    pub dest: Ipv4Addr,
+    pub prefix: u8,
+    /// Unspecified for a route on the link.
+    pub gateway: Ipv4Addr,
+}
+
+/// The up routes of a /proc/net/route text: addresses are hex in host
+/// (little-endian) byte order; flag 0x1 is RTF_UP.
+pub fn routes(table: &str) -> Vec<Route> {
+    let addr = |x: &str| {
+        u32::from_str_radix(x, 16)
+            .ok()
+            .map(|v| Ipv4Addr::from(v.swap_bytes()))
+    };
     table
         .lines()
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            // Destination 0 and mask 0: the default route; flag 0x1 is RTF_UP.
-            let up = f
-                .get(3)
-                .and_then(|x| u16::from_str_radix(x, 16).ok())
-                .is_some_and(|x| x & 1 != 0);
-            (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" && up)
-                .then(|| f[0].to_string())
+            let flags = u16::from_str_radix(f.get(3)?, 16).ok()?;
+            let mask = addr(f.get(7)?)?;
+            (flags & 1 != 0).then_some(())?;
+            Some(Route {
+                iface: f[0].to_string(),
+                dest: addr(f[1])?,
+                prefix: u32::from(mask).leading_ones() as u8,
+                gateway: addr(f[2])?,
+            })
         })
-        .next()
+        .collect()
+}
+
+/// The most specific route to `ip`, as the kernel would pick it.
+pub fn route_to(routes: &[Route], ip: Ipv4Addr) -> Option<&Route> {
+    routes
+        .iter()
+        .filter(|r| crate::config::in_subnet(ip, r.dest, r.prefix))
+        .max_by_key(|r| r.prefix)
+}
+
+/// The interface of the IPv4 default route, from /proc/net/route.
+pub fn default_route_interface() -> Result<String, ListenError> {
+    let table =
+        std::fs::read_to_string("/proc/net/route").map_err(|_| ListenError::NoDefaultRoute)?;
+    routes(&table)
+        .into_iter()
+        .find(|r| r.prefix == 0)
+        .map(|r| r.iface)
         .ok_or(ListenError::NoDefaultRoute)
 }
 
@@ -558,6 +592,28 @@ mod tests {
             e.contains("nope-does-not-exist0") && e.contains("does not exist"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn routes_read_like_the_kernel_picks_them() {
+        // `ip route`: default via 10.84.0.254, 10.84.0.0/24 on eth0,
+        // 10.85.0.0/24 via 10.84.0.1, and a down route to 10.86.0.0/24
+        let table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\tFE00540A\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            eth0\t0000540A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            eth0\t0000550A\t0100540A\t0003\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            eth0\t0000560A\t0100540A\t0002\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let r = routes(table);
+        assert_eq!(r.len(), 3);
+        let via = |ip: [u8; 4]| route_to(&r, Ipv4Addr::from(ip)).map(|r| (r.gateway, r.prefix));
+        assert_eq!(via([10, 85, 0, 7]), Some((Ipv4Addr::new(10, 84, 0, 1), 24)));
+        assert_eq!(via([10, 84, 0, 7]), Some((Ipv4Addr::UNSPECIFIED, 24)));
+        assert_eq!(
+            via([10, 86, 0, 7]),
+            Some((Ipv4Addr::new(10, 84, 0, 254), 0))
+        );
+        assert!(route_to(&r[1..], Ipv4Addr::new(10, 86, 0, 7)).is_none());
+        assert!(routes("Iface\nbad line\neth0 zz").is_empty());
     }
 
     #[test]

@@ -97,6 +97,12 @@ impl Rig {
         );
         wait_for_log(&dlog, "DHCP, IP range", Duration::from_secs(10));
         let log = start(&mut lan);
+        Rig::on(lan, log)
+    }
+
+    /// Guests on `lan`'s bridge, served by the server whose log is `log`
+    /// (it may sit on another LAN, behind a router).
+    pub fn on(lan: Lan, log: PathBuf) -> Rig {
         lan.add_tap("tap0");
         Rig {
             lan,

@@ -130,6 +130,42 @@ impl Lan {
         lan
     }
 
+    /// A second interface `ifname` in another LAN's host namespace `ns`,
+    /// on this LAN's bridge: how a router joins two LANs. Deleting either
+    /// namespace removes it.
+    pub fn plug(&self, ns: &str, ifname: &str, mac: &str, ip: &str) {
+        let port = format!("q{}", ifname);
+        run(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            ifname,
+            "netns",
+            ns,
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &port,
+            "master",
+            "br0",
+            "up",
+        ]);
+        run(&["ip", "-n", ns, "link", "set", ifname, "address", mac]);
+        run(&["ip", "-n", ns, "link", "set", ifname, "up"]);
+        run(&["ip", "-n", ns, "addr", "add", ip, "dev", ifname]);
+    }
+
     /// A tap port on the bridge, for a qemu guest; returns the switch
     /// namespace the guest must run in to open it.
     pub fn add_tap(&self, tap: &str) -> String {
