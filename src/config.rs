@@ -230,7 +230,7 @@ impl Default for Tftp {
             enabled: true,
             root: PathBuf::from("/srv/tftp"),
             port: 69,
-            max_transfers: 128,
+            max_transfers: 512,
             max_per_client: 8,
             max_windowsize: 64,
             upload_dir: PathBuf::new(),

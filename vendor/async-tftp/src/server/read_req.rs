@@ -467,6 +467,9 @@ fn acked_blocks(window_base: u16, window_len: u16, id: u16) -> Option<u16> {
     }
 }
 
+/// pxe-sidecar patch: the most one transfer's window may hold unacknowledged.
+pub(crate) const MAX_WINDOW_BYTES: usize = 256 * 1024;
+
 fn build_oack_opts(
     config: &ServerConfig,
     req: &RwReq,
@@ -497,6 +500,12 @@ fn build_oack_opts(
                 (Some(wsize), None) => Some(wsize),
                 _ => None,
             };
+        // pxe-sidecar patch: a window is held in memory until acknowledged;
+        // bound it in bytes, so that jumbo blocks get fewer of them
+        // (RFC 7440 §4: the server may answer with a smaller windowsize).
+        let block = usize::from(opts.block_size.unwrap_or(DEFAULT_BLOCK_SIZE as u16));
+        let most = (MAX_WINDOW_BYTES / block.max(1)).clamp(1, usize::from(u16::MAX)) as u16;
+        opts.window_size = opts.window_size.map(|w| w.min(most));
     }
 
     if opts == Opts::default() {
@@ -645,6 +654,24 @@ mod tests {
             self.pos += n;
             Poll::Ready(Ok(n))
         }
+    }
+
+    /// The window granted is bounded in bytes: jumbo blocks get fewer.
+    #[test]
+    fn window_is_bounded_in_bytes() {
+        let mut cfg = config(Duration::from_secs(2), 3);
+        cfg.window_size_limit = Some(64);
+        let window = |cfg: &ServerConfig, b, w| {
+            build_oack_opts(cfg, &request(b, w), None).and_then(|o| o.window_size)
+        };
+        assert_eq!(window(&cfg, Some(1468), Some(64)), Some(64));
+        assert_eq!(window(&cfg, Some(65464), Some(64)), Some(4));
+        assert_eq!(window(&cfg, None, Some(64)), Some(64));
+        assert_eq!(window(&cfg, Some(65464), None), None);
+        assert_eq!(window(&cfg, Some(8), Some(64)), Some(64));
+        cfg.window_size_limit = None;
+        assert_eq!(window(&cfg, Some(8), Some(u16::MAX)), Some(32768));
+        assert_eq!(window(&cfg, Some(512), Some(u16::MAX)), Some(512));
     }
 
     /// A reader that is not always ready (and returns short reads) still
