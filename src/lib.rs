@@ -4,6 +4,7 @@ pub mod bootp;
 pub mod check;
 pub mod clients;
 pub mod config;
+pub mod debootstrap;
 pub mod event;
 pub mod files;
 pub mod frame;

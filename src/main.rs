@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use pxe_sidecar::config::{self, Config, LogFormat};
 
 use pxe_sidecar::timeline::{self, Timeline};
-use pxe_sidecar::{check, privs, probe, replay, rootfs, serve, status};
+use pxe_sidecar::{check, debootstrap, privs, probe, replay, rootfs, serve, status};
+
+mod man;
 
 #[derive(Parser)]
 #[command(
@@ -71,7 +73,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Check or prepare a client root tree for a read-only NFS root.
+    /// Create, check or prepare a client root tree for a read-only NFS root.
     Rootfs {
         #[command(subcommand)]
         action: RootfsCmd,
@@ -87,6 +89,13 @@ enum Cmd {
         #[arg(long)]
         server_ip: Option<std::net::Ipv4Addr>,
     },
+    /// Print the manual page pxe-sidecar(8) (roff; `man -l -` reads it).
+    Man,
+    /// Print the completion script for a shell.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +104,26 @@ enum RootfsCmd {
     Check {
         /// The client tree (e.g. a debootstrap in /srv/nfsroot).
         dir: PathBuf,
+        /// Our address as clients mount it (default: server_ip, else the interface's).
+        #[arg(long)]
+        server: Option<std::net::Ipv4Addr>,
+    },
+    /// Make a Debian tree for the NFS root from nothing: debootstrap with
+    /// what an NFS root needs (kernel, initramfs-tools with the netboot
+    /// modules, systemd, nfs-common), then `prepare`, then `check`. Refuses
+    /// a non-empty DIR it did not make.
+    Create {
+        /// Where the tree goes (new or empty; e.g. /srv/nfsroot).
+        dir: PathBuf,
+        /// Debian release (default: this host's, else bookworm).
+        #[arg(long)]
+        suite: Option<String>,
+        /// Debian mirror.
+        #[arg(long, default_value = "http://deb.debian.org/debian")]
+        mirror: String,
+        /// More packages to install (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        include: Vec<String>,
         /// Our address as clients mount it (default: server_ip, else the interface's).
         #[arg(long)]
         server: Option<std::net::Ipv4Addr>,
@@ -338,6 +367,28 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 Ok(())
             }
+            RootfsCmd::Create {
+                dir,
+                suite,
+                mirror,
+                include,
+                server,
+            } => {
+                let dir = &std::path::absolute(dir)
+                    .with_context(|| format!("{}: not a usable path", dir.display()))?;
+                let create = debootstrap::Create {
+                    dir: dir.clone(),
+                    suite: suite
+                        .clone()
+                        .or_else(debootstrap::host_suite)
+                        .unwrap_or_else(|| "bookworm".into()),
+                    mirror: mirror.clone(),
+                    include: include.clone(),
+                };
+                // the export names the tree where it will be: it may not exist yet
+                let export = export_for(&cli, dir, *server)?;
+                debootstrap::run(&create, &export)
+            }
             RootfsCmd::Prepare {
                 dir,
                 server,
@@ -345,7 +396,7 @@ fn run(cli: Cli) -> Result<()> {
             } => {
                 anyhow::ensure!(
                     dir.is_dir(),
-                    "{} does not exist: debootstrap a Debian there first (debootstrap --include=linux-image-amd64,systemd-sysv bookworm {})",
+                    "{} does not exist: make it with `pxe-sidecar rootfs create {}`",
                     dir.display(),
                     dir.display()
                 );
@@ -365,6 +416,11 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         },
+        Cmd::Man => Ok(man::page(Cli::command(), &mut std::io::stdout().lock())?),
+        Cmd::Completions { shell } => {
+            man::completions(*shell, Cli::command(), &mut std::io::stdout().lock());
+            Ok(())
+        }
         Cmd::Replay {
             input,
             write,
