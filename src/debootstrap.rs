@@ -137,8 +137,10 @@ pub fn run(c: &Create, export: &Export) -> Result<()> {
             f.detail
         );
     }
+    // /vmlinuz is a link to boot/vmlinuz-VERSION: its target names the version
     let kernel = rootfs::kernel_pair(dir)
-        .and_then(|(k, _)| k.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|(k, _)| std::fs::read_link(&k).unwrap_or(k))
+        .and_then(|k| k.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "none found".into());
     println!(
         "\n{}: {:.0} MiB, kernel {}\nkernel command line:\n  {}",
@@ -182,12 +184,13 @@ fn debootstrap(c: &Create, include: &[String], clock: &Clock) -> Result<()> {
     let mut step = String::new();
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
-            // "I: Retrieving libc6 2.36-9": the step is the verb
+            // "I: Retrieving libc6 2.36-9": the step is the verb, shown
+            // once per run of it (Validating pairs with each Retrieving)
             let verb = line
                 .strip_prefix("I: ")
                 .and_then(|l| l.split_whitespace().next())
                 .unwrap_or("");
-            if !verb.is_empty() && verb != step {
+            if !verb.is_empty() && verb != step && verb != "Validating" {
                 step = verb.to_string();
                 clock.say(&format!("  {}", line.trim_start_matches("I: ")));
             }

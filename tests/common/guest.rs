@@ -209,7 +209,7 @@ impl Rig {
 pub const OTHER_MAC: &str = "52:54:00:12:34:57";
 pub const REPORT: &str = "PXE-SIDECAR-E2E";
 
-/// The cached Debian tree (scripts/e2e-rootfs builds it once per kernel
+/// The cached Debian tree (scripts/e2e-rootfs makes it with `rootfs create`, once per kernel
 /// version), seen through an overlay so that boots never change the cache.
 /// Declare it before the `Rig`: it must outlive the server that serves it
 /// (locals drop in reverse order), and it lives outside the LAN's temp dir.
@@ -222,7 +222,10 @@ impl DebianRoot {
     pub fn new() -> DebianRoot {
         require("debootstrap");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/e2e-rootfs");
-        let out = std::process::Command::new(&script).output().unwrap();
+        let out = std::process::Command::new(&script)
+            .env("PXE_SIDECAR", env!("CARGO_BIN_EXE_pxe-sidecar"))
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "scripts/e2e-rootfs: {}",
