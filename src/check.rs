@@ -433,9 +433,13 @@ fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
         if [BootKey::Efi32, BootKey::Efi64, BootKey::Arm64]
             .iter()
             .any(|k| k.as_str() == key)
-            && let Ok((_, Source::Disk(path))) = tree.resolve(file)
         {
-            steps.extend(efi_binary(key, file, &path));
+            // the file offered, and the GRUB a shim loads next
+            for name in std::iter::once(file.clone()).chain(crate::files::companion(file)) {
+                if let Ok((_, Source::Disk(path))) = tree.resolve(&name) {
+                    steps.extend(efi_binary(key, &name, &path));
+                }
+            }
         }
     }
     steps

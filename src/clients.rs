@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::event::{Door, Event, Kind, Level, emit};
 use crate::mac::Mac;
+use crate::pxe::Family;
 use crate::step::{Claim, Proof};
 
 /// Bound on remembered addresses and on answered machines. When full, the
@@ -44,7 +45,7 @@ struct Entry {
 
 struct Table {
     by_ip: HashMap<Ipv4Addr, Entry>,
-    answered: HashMap<Mac, Instant>,
+    answered: HashMap<Mac, (Instant, Family)>,
     /// Conflicts already reported, by address: one warning a minute each.
     warned: HashMap<Ipv4Addr, Instant>,
 }
@@ -117,17 +118,23 @@ impl Clients {
     }
 
     /// Remembers that we sent this machine a proxy offer or ACK.
-    pub fn answered(&self, mac: Mac) {
+    pub fn answered(&self, mac: Mac, family: Family) {
         let mut t = self.table();
         if t.answered.len() >= MAX && !t.answered.contains_key(&mac) {
-            evict(&mut t.answered, |at| Some(*at));
+            evict(&mut t.answered, |(at, _)| Some(*at));
         }
-        t.answered.insert(mac, Instant::now());
+        t.answered.insert(mac, (Instant::now(), family));
     }
 
     /// How long ago we last sent this machine a proxy offer or ACK.
     pub fn answered_ago(&self, mac: Mac) -> Option<Duration> {
-        self.table().answered.get(&mac).map(Instant::elapsed)
+        self.table().answered.get(&mac).map(|(at, _)| at.elapsed())
+    }
+
+    /// The firmware the machine at `ip` last asked us as.
+    pub fn family(&self, ip: IpAddr) -> Option<Family> {
+        let mac = self.mac_at(ip)?;
+        self.table().answered.get(&mac).map(|(_, f)| *f)
     }
 
     /// Takes a request's claim on its address (`step::Claim`): the Ethernet
@@ -356,7 +363,7 @@ mod tests {
     fn identity_comes_from_the_lan_not_from_dhcp_fields() {
         let table = Arc::new(Mutex::new(HashMap::new()));
         let c = lan(table.clone());
-        c.answered(B);
+        c.answered(B, Family::Bios);
         // nothing on the LAN at that address: no identity, no "pxe" admission
         assert_eq!(c.identify(IP), None);
         assert!(!c.booted_via_us(IP));
@@ -368,7 +375,7 @@ mod tests {
     fn a_mounted_address_is_never_rebound() {
         let table = Arc::new(Mutex::new(HashMap::from([(IP, A)])));
         let c = lan(table.clone());
-        c.answered(A);
+        c.answered(A, Family::Bios);
         c.mounted(IP);
         table.lock().unwrap().insert(IP, B);
         // the cached look is fresh for NEIGH_TTL; a new claim reads again
@@ -382,13 +389,13 @@ mod tests {
         let c = Clients::with_neighbours(Arc::new(|_| None));
         c.claim(&claim(IP, A, Proof::Frame(A))).unwrap();
         c.table().by_ip.get_mut(&IP).unwrap().mounted = true;
-        c.answered(A);
+        c.answered(A, Family::Bios);
         for i in 0..3 * MAX as u32 {
             let ip = Ipv4Addr::from(0x0a01_0000 + i);
             let b = i.to_be_bytes();
             let mac = Mac([2, 1, b[0], b[1], b[2], b[3]]);
             c.claim(&claim(ip, mac, Proof::Frame(mac))).unwrap();
-            c.answered(mac);
+            c.answered(mac, Family::Bios);
         }
         let t = c.table();
         assert!(t.by_ip.len() <= MAX && t.answered.len() <= MAX);

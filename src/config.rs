@@ -207,6 +207,9 @@ pub struct RawClient {
     pub name: Option<String>,
 }
 
+/// Where `loaders fetch` unpacks by default.
+pub const LOADER_CACHE: &str = "/var/cache/pxe-sidecar/loaders";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tftp {
@@ -222,6 +225,9 @@ pub struct Tftp {
     pub upload_dir: PathBuf,
     /// Largest upload accepted, in bytes.
     pub upload_max_bytes: u64,
+    /// Signed loaders unpacked by `pxe-sidecar loaders fetch`; searched
+    /// before the host's packages.
+    pub loaders: PathBuf,
 }
 
 impl Default for Tftp {
@@ -235,6 +241,7 @@ impl Default for Tftp {
             max_windowsize: 64,
             upload_dir: PathBuf::new(),
             upload_max_bytes: 64 << 20,
+            loaders: PathBuf::from(LOADER_CACHE),
         }
     }
 }

@@ -45,7 +45,74 @@ const DEBIAN_LOADERS: &[(&str, &str, &str)] = &[
     ("ipxe.pxe", "/usr/lib/ipxe/ipxe.pxe", "ipxe"),
     ("ipxe.efi", "/usr/lib/ipxe/ipxe.efi", "ipxe"),
     ("snponly.efi", "/usr/lib/ipxe/snponly.efi", "ipxe"),
+    // The Secure Boot chain: shim, then GRUB's netboot image under the name
+    // shim fetches from its own directory, then MokManager when needed.
+    (
+        "shimx64.efi",
+        "/usr/lib/shim/shimx64.efi.signed",
+        "shim-signed",
+    ),
+    (
+        "grubx64.efi",
+        "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed",
+        "grub-efi-amd64-signed",
+    ),
+    (
+        "mmx64.efi",
+        "/usr/lib/shim/mmx64.efi.signed",
+        "shim-helpers-amd64-signed",
+    ),
+    (
+        "shimaa64.efi",
+        "/usr/lib/shim/shimaa64.efi.signed",
+        "shim-signed",
+    ),
+    (
+        "grubaa64.efi",
+        "/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed",
+        "grub-efi-arm64-signed",
+    ),
+    (
+        "mmaa64.efi",
+        "/usr/lib/shim/mmaa64.efi.signed",
+        "shim-helpers-arm64-signed",
+    ),
 ];
+
+/// The Secure Boot chain's names, as `loaders fetch` supplies them.
+pub const SIGNED_CHAIN: [&str; 6] = [
+    "shimx64.efi",
+    "grubx64.efi",
+    "mmx64.efi",
+    "shimaa64.efi",
+    "grubaa64.efi",
+    "mmaa64.efi",
+];
+
+/// Why a missing file is part of a normal boot, when it is: names loaders
+/// try before they settle on one that exists.
+pub fn expected_miss(name: &str) -> Option<&'static str> {
+    let name = name.trim_start_matches('/');
+    let base = name.rsplit('/').next().unwrap_or(name);
+    if name.starts_with("pxelinux.cfg/") && base != "default" {
+        return Some("pxelinux tries this name first; normal when absent");
+    }
+    // shim 16 looks beside itself for revocation and certificate updates
+    if matches!(
+        base,
+        "revocations.efi" | "revocations_sku.efi" | "revocations_sbat.efi"
+    ) || base.starts_with("shim_certificate")
+    {
+        return Some(
+            "shim looks for optional revocation and certificate updates; normal when absent",
+        );
+    }
+    // GRUB's netboot image has its modules inside; the lists are optional
+    if name.starts_with("grub/") && base.ends_with(".lst") {
+        return Some("GRUB looks for optional module lists; normal when absent");
+    }
+    None
+}
 
 /// The Debian package that ships a loader we can serve from it.
 pub fn package_for(name: &str) -> Option<&'static str> {
@@ -55,13 +122,16 @@ pub fn package_for(name: &str) -> Option<&'static str> {
         .map(|(_, _, pkg)| *pkg)
 }
 
-/// The loader each syslinux binary fetches next from its own directory.
+/// The loader each syslinux binary, and shim, fetches next from its own
+/// directory.
 pub fn companion(file: &str) -> Option<String> {
     let (dir, base) = file.rsplit_once('/').map_or(("", file), |(d, b)| (d, b));
     let next = match base {
         "pxelinux.0" | "lpxelinux.0" => "ldlinux.c32",
         "syslinux.efi" => "ldlinux.e64",
         "syslinux32.efi" => "ldlinux.e32",
+        "shimx64.efi" => "grubx64.efi",
+        "shimaa64.efi" => "grubaa64.efi",
         _ => return None,
     };
     Some(if dir.is_empty() {
@@ -122,6 +192,8 @@ pub struct Tree {
     generated: HashMap<String, Arc<[u8]>>,
     /// `nfsroot/…` names for the kernel and initrd inside `[nfs] root`.
     nfs_files: HashMap<String, PathBuf>,
+    /// `[tftp] loaders`: packages unpacked by `loaders fetch`.
+    loaders: PathBuf,
 }
 
 /// The NFS root's kernel and initrd as TFTP names, when `[nfs]` serves a
@@ -181,6 +253,7 @@ impl Tree {
             configured_root: cfg.tftp.root.clone(),
             generated: generate(cfg, server, &nfs_files),
             nfs_files,
+            loaders: cfg.tftp.loaders.clone(),
         }
     }
 
@@ -218,13 +291,20 @@ impl Tree {
         if let Some(p) = self.nfs_files.get(&rel) {
             return Ok((rel, Source::Disk(p.clone())));
         }
-        if let Some((_, path, _)) = DEBIAN_LOADERS.iter().find(|(name, _, _)| *name == rel) {
-            let p = Path::new(path);
-            if p.is_file() {
-                return Ok((rel, Source::Disk(p.to_path_buf())));
-            }
+        if let Some(p) = self.packaged(&rel) {
+            return Ok((rel, Source::Disk(p)));
         }
         Err(Refusal::NotFound)
+    }
+
+    /// A packaged loader: the fetched copy first (an admin fetched it
+    /// because the host's is too old), then the host's package.
+    fn packaged(&self, name: &str) -> Option<PathBuf> {
+        let (_, path, _) = DEBIAN_LOADERS.iter().find(|(n, _, _)| *n == name)?;
+        let fetched = self.loaders.join(path.trim_start_matches('/'));
+        [fetched, PathBuf::from(path)]
+            .into_iter()
+            .find(|p| p.is_file())
     }
 
     /// The boot files the config offers by TFTP (and the `ldlinux` each
@@ -254,7 +334,7 @@ impl Tree {
         v.extend(
             DEBIAN_LOADERS
                 .iter()
-                .filter(|(_, p, _)| Path::new(p).is_file())
+                .filter(|(n, _, _)| self.packaged(n).is_some())
                 .map(|(n, _, _)| n.to_string()),
         );
         v.sort();
@@ -366,11 +446,96 @@ fn generate(
         };
         out.insert(script.clone(), Arc::from(text.into_bytes()));
     }
+    out.insert(GRUB_CFG.to_string(), Arc::from(grub_cfg(p).into_bytes()));
     out
+}
+
+/// Where Debian's signed GRUB netboot images look for their config: their
+/// prefix is `/grub` on the server they were loaded from (they also ask for
+/// `/grub/x86_64-efi/*.lst` or `/grub/arm64-efi/*.lst`, which may be absent).
+pub const GRUB_CFG: &str = "grub/grub.cfg";
+
+/// GRUB's menu from the same `[pxelinux]` entry: paths are on the TFTP
+/// server GRUB was loaded from (its `$root`, `(tftp,SERVER)`).
+fn grub_cfg(p: &crate::config::Pxelinux) -> String {
+    if p.kernel.is_empty() {
+        return "# Generated by pxe-sidecar: no kernel is configured yet.\n\
+                echo \"pxe-sidecar: GRUB is running, but nothing is configured to boot.\"\n\
+                echo \"On the server set kernel, initrd and append under [pxelinux], then run pxe-sidecar check.\"\n\
+                sleep 30\nexit\n"
+            .to_string();
+    }
+    let mut s = String::from(
+        "# Generated by pxe-sidecar from [pxelinux].\nset timeout=0\nmenuentry \"linux\" {\n",
+    );
+    s.push_str(&format!("  echo \"Loading /{}\"\n", p.kernel));
+    s.push_str(&format!("  linux /{}", p.kernel));
+    if !p.append.is_empty() {
+        s.push(' ');
+        s.push_str(&p.append);
+    }
+    s.push('\n');
+    if !p.initrd.is_empty() {
+        s.push_str(&format!(
+            "  echo \"Loading /{}\"\n  initrd /{}\n",
+            p.initrd, p.initrd
+        ));
+    }
+    s.push_str("}\n");
+    s
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn optional_names_are_expected_misses() {
+        for name in [
+            "pxelinux.cfg/01-52-54-00-12-34-56",
+            "revocations_sku.efi",
+            "/boot/revocations_sbat.efi",
+            "shim_certificate_0.efi",
+            "/grub/x86_64-efi/command.lst",
+            "grub/arm64-efi/fs.lst",
+        ] {
+            assert!(super::expected_miss(name).is_some(), "{name}");
+        }
+        for name in [
+            "pxelinux.cfg/default",
+            "grubx64.efi",
+            "/grub/grub.cfg",
+            "x.lst",
+        ] {
+            assert_eq!(super::expected_miss(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn grub_cfg_boots_the_configured_entry_or_says_what_to_set() {
+        let mut raw = crate::config::RawConfig::default();
+        raw.tftp.root = "/nonexistent-pxe-sidecar-test".into();
+        let cfg = crate::config::validate(raw.clone()).unwrap();
+        let t = super::Tree::new(&cfg, None);
+        let Ok((_, super::Source::Generated(g))) = t.resolve("/grub/grub.cfg") else {
+            panic!("no generated grub.cfg");
+        };
+        let text = String::from_utf8_lossy(&g).into_owned();
+        assert!(text.contains("nothing is configured"), "{text}");
+        raw.pxelinux.kernel = "debian/vmlinuz".into();
+        raw.pxelinux.initrd = "debian/initrd.img".into();
+        raw.pxelinux.append = "console=ttyS0".into();
+        let cfg = crate::config::validate(raw).unwrap();
+        let t = super::Tree::new(&cfg, None);
+        let Ok((_, super::Source::Generated(g))) = t.resolve("grub/grub.cfg") else {
+            panic!("no generated grub.cfg");
+        };
+        let text = String::from_utf8_lossy(&g).into_owned();
+        assert!(
+            text.contains("  linux /debian/vmlinuz console=ttyS0\n"),
+            "{text}"
+        );
+        assert!(text.contains("  initrd /debian/initrd.img\n"), "{text}");
+    }
 
     #[test]
     fn an_external_base_url_carries_kernel_and_initrd() {

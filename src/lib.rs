@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod listen;
 pub mod live;
+pub mod loaders;
 pub mod mac;
 pub mod ndp;
 pub mod nfs;

@@ -10,7 +10,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use pxe_sidecar::config::{self, Config, LogFormat};
 
 use pxe_sidecar::timeline::{self, Timeline};
-use pxe_sidecar::{check, debootstrap, privs, probe, replay, rootfs, serve, status};
+use pxe_sidecar::{check, debootstrap, loaders, privs, probe, replay, rootfs, serve, status};
 
 mod man;
 
@@ -95,6 +95,33 @@ enum Cmd {
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+    /// Signed Secure Boot loaders (shim, GRUB) from another Debian release.
+    Loaders {
+        #[command(subcommand)]
+        action: LoadersCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum LoadersCmd {
+    /// Download Debian's signed shim and GRUB netboot image (GRUB 2.12 from
+    /// Debian 13 by default: Debian 12's 2.06 cannot boot behind a
+    /// proxyDHCP) with apt in a private state directory, and unpack them
+    /// unchanged into [tftp] loaders, which the boot tree reads first.
+    Fetch {
+        /// Debian release to take them from.
+        #[arg(long, default_value = "trixie")]
+        suite: String,
+        /// Debian mirror.
+        #[arg(long, default_value = "http://deb.debian.org/debian")]
+        mirror: String,
+        /// Where to unpack (default: [tftp] loaders, /var/cache/pxe-sidecar/loaders).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Architectures (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "amd64,arm64")]
+        arch: Vec<String>,
     },
 }
 
@@ -416,6 +443,37 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         },
+        Cmd::Loaders {
+            action:
+                LoadersCmd::Fetch {
+                    suite,
+                    mirror,
+                    dir,
+                    arch,
+                },
+        } => {
+            let mut cfg = load(&cli, &[])?;
+            let dir = dir.clone().unwrap_or(cfg.tftp.loaders.clone());
+            let fetch = loaders::Fetch {
+                suite: suite.clone(),
+                mirror: mirror.clone(),
+                dir: std::path::absolute(&dir)?,
+                arches: arch.clone(),
+            };
+            for got in loaders::fetch(&fetch)? {
+                println!("unpacked {}", got.deb);
+            }
+            let differs = cfg.tftp.loaders != fetch.dir;
+            cfg.tftp.loaders = fetch.dir.clone();
+            print!("{}", loaders::served(&cfg));
+            if differs {
+                println!(
+                    "set [tftp] loaders = \"{}\" for the server to read them",
+                    fetch.dir.display()
+                );
+            }
+            Ok(())
+        }
         Cmd::Man => Ok(man::page(Cli::command(), &mut std::io::stdout().lock())?),
         Cmd::Completions { shell } => {
             man::completions(*shell, Cli::command(), &mut std::io::stdout().lock());

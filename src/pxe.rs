@@ -83,6 +83,34 @@ impl std::fmt::Display for BootKey {
     }
 }
 
+/// The firmware a machine runs, as far as what it shows for a failed TFTP
+/// read: PXE ROMs print PXE-T01, EDK2 (UEFI) PXE-E23, iPXE its own text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Bios,
+    Uefi,
+    Ipxe,
+}
+
+impl Family {
+    pub fn of(arch: Arch, ipxe: bool) -> Family {
+        match arch {
+            _ if ipxe => Family::Ipxe,
+            Arch::Bios | Arch::Other(_) => Family::Bios,
+            _ => Family::Uefi,
+        }
+    }
+
+    /// What the machine's screen shows when a file it reads is missing.
+    pub fn shows_not_found(self) -> &'static str {
+        match self {
+            Family::Bios => "PXE-T01: File not found",
+            Family::Uefi => "PXE-E23: Client received TFTP error from server",
+            Family::Ipxe => "No such file or directory",
+        }
+    }
+}
+
 impl Arch {
     pub fn from_code(code: u16) -> Arch {
         match code {
@@ -331,6 +359,18 @@ fn truncate(b: &[u8], max: usize) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_firmware_family_names_its_own_error() {
+        assert_eq!(
+            Family::of(Arch::Bios, false).shows_not_found(),
+            "PXE-T01: File not found"
+        );
+        assert_eq!(Family::of(Arch::EfiX64(7), false), Family::Uefi);
+        assert_eq!(Family::of(Arch::EfiArm64, false), Family::Uefi);
+        assert_eq!(Family::of(Arch::Bios, true), Family::Ipxe);
+        assert!(Family::Uefi.shows_not_found().starts_with("PXE-E23"));
+    }
 
     #[test]
     fn arch_codes_round_trip() {

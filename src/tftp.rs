@@ -158,13 +158,20 @@ impl Handler for BootHandler {
                 Ok((Reader::Memory(bytes, 0), Some(len)))
             }
             Err(Refusal::NotFound) => {
-                // pxelinux walks a search path (UUID, 01-MAC, hex IP prefixes,
-                // default): misses there are expected, anywhere else they stop the boot.
-                let expected = name.starts_with("pxelinux.cfg/") && !name.ends_with("/default");
-                let hint = if expected {
-                    "pxelinux tries this name first; normal when absent"
-                } else {
-                    "the client shows PXE-T01: File not found"
+                // pxelinux's search path, shim's and GRUB's optional files:
+                // misses there are expected, anywhere else they stop the boot.
+                let why = crate::files::expected_miss(&name);
+                let expected = why.is_some();
+                let shows;
+                let hint = match why {
+                    Some(why) => why,
+                    None => {
+                        shows = match self.clients.family(client.ip()) {
+                            Some(f) => format!("the client shows {}", f.shows_not_found()),
+                            None => "a PXE ROM shows PXE-T01: File not found, UEFI PXE-E23: Client received TFTP error from server".into(),
+                        };
+                        &shows
+                    }
                 };
                 emit(ev(
                     Kind::FileMissing { expected },

@@ -62,7 +62,8 @@ impl Server {
         )?;
         let send = decision.send(&facts);
         if let Ok((req, Ok(_))) = &decision.outcome {
-            self.clients.answered(req.mac);
+            self.clients
+                .answered(req.mac, crate::pxe::Family::of(req.arch, req.is_ipxe()));
         }
         Ok(Processed {
             decision,

@@ -44,6 +44,9 @@ pub enum Firmware {
     Bios,
     /// OVMF (EDK2) with its own PXE stack on virtio-net (no option ROM).
     Uefi,
+    /// OVMF with Secure Boot on and Microsoft's keys enrolled (Debian's
+    /// OVMF_CODE_4M.ms.fd and a copy of OVMF_VARS_4M.ms.fd), q35 with SMM.
+    UefiSecureBoot,
 }
 
 /// The test LAN: a router running dnsmasq as a plain DHCP server, pxe-sidecar
@@ -138,7 +141,7 @@ impl Rig {
             "-netdev",
             "tap,id=n0,ifname=tap0,script=no,downscript=no",
         ];
-        let nic;
+        let (nic, code, vars_arg);
         match fw {
             Firmware::Bios => {
                 nic = format!("e1000,netdev=n0,mac={mac}");
@@ -147,6 +150,25 @@ impl Rig {
             Firmware::Uefi => {
                 nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
                 args.extend_from_slice(&["-bios", "/usr/share/ovmf/OVMF.fd", "-device", &nic]);
+            }
+            Firmware::UefiSecureBoot => {
+                nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
+                let vars = self.lan.path(&format!("vars-{}.fd", self.guests));
+                std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.ms.fd", &vars).unwrap();
+                code = "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.ms.fd".to_string();
+                vars_arg = format!("if=pflash,format=raw,unit=1,file={}", vars.display());
+                args.extend_from_slice(&[
+                    "-machine",
+                    "q35,smm=on",
+                    "-global",
+                    "driver=cfi.pflash01,property=secure,value=on",
+                    "-drive",
+                    &code,
+                    "-drive",
+                    &vars_arg,
+                    "-device",
+                    &nic,
+                ]);
             }
         }
         // E2E_KEEP=DIR also keeps a capture of the whole boot (headers only).
@@ -274,9 +296,11 @@ if echo "$mac" > /var/myself/who 2>/dev/null; then myself=rw; else myself=ro; fi
 if touch /etc/e2e 2>/dev/null; then etc=rw; else etc=ro; fi
 if touch /usr/e2e 2>/dev/null; then usr=rw; else usr=ro; fi
 adj=$(readlink -f /etc/adjtime)
+# the firmware's SecureBoot variable: 4 bytes of attributes, then 1 or 0
+sb=$(od -An -tu1 -j4 -N1 /sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c 2>/dev/null | tr -d ' ')
 for i in $(seq 60); do [ "$(systemctl is-active multi-user.target)" = active ] && break; sleep 1; done
 state=$(systemctl is-active multi-user.target)
-echo "PXE-SIDECAR-E2E mac=$mac root=$root etc=$etc usr=$usr tmp=$tmp runtmp=$runtmp var=$var myself=$myself prev=$prev adjtime=$adj target=$state" > /dev/ttyS0
+echo "PXE-SIDECAR-E2E mac=$mac root=$root etc=$etc usr=$usr tmp=$tmp runtmp=$runtmp var=$var myself=$myself prev=$prev adjtime=$adj sb=${sb:-none} target=$state" > /dev/ttyS0
 "#;
         let m = &self.merged;
         std::fs::create_dir_all(m.join("usr/local/sbin")).unwrap();
@@ -329,6 +353,29 @@ echo "PXE-SIDECAR-E2E mac=$mac root=$root etc=$etc usr=$usr tmp=$tmp runtmp=$run
             .unwrap_or_else(|| panic!("no kernel line in:\n{text}"))
             .trim()
             .to_string()
+    }
+
+    /// Debian 13's signed shim and GRUB (`pxe-sidecar loaders fetch`),
+    /// fetched once into the test cache; returns the directory for
+    /// `[tftp] loaders`.
+    pub fn signed_loaders() -> PathBuf {
+        static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = Path::new("/var/cache/pxe-sidecar-tests/loaders-trixie");
+        if !dir.join("FETCHED").exists() {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_pxe-sidecar"))
+                .args(["loaders", "fetch", "--dir"])
+                .arg(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "loaders fetch: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        dir.to_path_buf()
     }
 
     /// pxe-sidecar's config serving this tree; `extra` is appended.
