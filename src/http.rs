@@ -24,7 +24,7 @@ struct Ctx {
     clients: Clients,
 }
 
-/// Serves until the listener fails.
+/// Serves every connection with title-case header names (see below).
 pub async fn run(
     listener: tokio::net::TcpListener,
     tree: Arc<RwLock<Tree>>,
@@ -33,11 +33,35 @@ pub async fn run(
     let app = Router::new()
         .fallback(serve)
         .with_state(Ctx { tree, clients });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            // out of descriptors or a connection reset before accept: the
+            // listener itself is fine
+            Err(e) => {
+                tracing::warn!("HTTP accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req.map(Body::new))
+        });
+        tokio::spawn(async move {
+            // GRUB's HTTP client matches header names case-sensitively
+            // ("Content-Length: "; grub-core/net/http.c): with hyper's
+            // lowercase names it never learns a file's size, and with
+            // Secure Boot on it refuses the kernel ("big file signature
+            // isn't implemented yet"). HTTP/1.1 names are case-insensitive
+            // (RFC 9110 §5.1), so Title-Case suits every client.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {

@@ -373,8 +373,8 @@ fn tftp_unreachable_is_the_pxe_e32_step_and_the_log_says_why() {
 
 /// Secure Boot on (OVMF with Microsoft's keys): shim (signed by Microsoft),
 /// then Debian 13's signed GRUB 2.12 netboot image, which reads the proxy
-/// offer and fetches the generated grub/grub.cfg, the kernel and initrd
-/// from us; Debian comes up on the NFS root with Secure Boot on.
+/// offer and fetches the generated grub/grub.cfg by TFTP, the kernel and
+/// initrd over HTTP; Debian comes up on the NFS root with Secure Boot on.
 #[test]
 fn debian_boots_with_secure_boot_through_shim_and_grub() {
     if !root_or_skip("debian_boots_with_secure_boot_through_shim_and_grub") {
@@ -410,8 +410,9 @@ fn debian_boots_with_secure_boot_through_shim_and_grub() {
         "sent shimx64.efi to 10.77.".to_string(),
         "sent grubx64.efi to 10.77.".to_string(),
         "sent /grub/grub.cfg to 10.77.".to_string(),
-        "sent /nfsroot/vmlinuz to 10.77.".to_string(),
-        "sent /nfsroot/initrd.img to 10.77.".to_string(),
+        // GRUB 2.12 fetches them over HTTP (generated grub.cfg)
+        "HTTP GET /nfsroot/vmlinuz from 10.77.".to_string(),
+        "HTTP GET /nfsroot/initrd.img from 10.77.".to_string(),
         // shim's and GRUB's optional files are not errors
         "revocations_sbat.efi (RRQ from 10.77.0.".to_string(),
         "shim looks for optional revocation and certificate updates; normal when absent"
