@@ -502,7 +502,7 @@ fn grub_cfg(p: &crate::config::Pxelinux, base: &str) -> String {
     s.push('\n');
     if !p.initrd.is_empty() {
         s.push_str(&format!(
-            "  echo \"Loading /{}\"\n  initrd /{}\n",
+            "  echo \"Loading {base}/{}\"\n  initrd {base}/{}\n",
             p.initrd, p.initrd
         ));
     }

@@ -45,10 +45,11 @@ pub async fn run(
             }
         };
         let app = app.clone();
-        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(req.map(Body::new))
-        });
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(req.map(Body::new))
+            });
         tokio::spawn(async move {
             // GRUB's HTTP client matches header names case-sensitively
             // ("Content-Length: "; grub-core/net/http.c): with hyper's
