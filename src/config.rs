@@ -866,6 +866,15 @@ mod tests {
         load(Some(&p), &[])
     }
 
+    /// The packaged conffile is the documented example: every key at its
+    /// default, so installing the package changes nothing by itself.
+    #[test]
+    fn the_example_config_is_the_defaults() {
+        let example = from_toml(include_str!("../conf/example.toml")).unwrap();
+        let defaults = from_toml("").unwrap();
+        assert_eq!(format!("{example:?}"), format!("{defaults:?}"));
+    }
+
     #[test]
     fn defaults_serve_debian_loaders() {
         let c = validate(RawConfig::default()).unwrap();
