@@ -17,6 +17,11 @@ fn lan_with_router() -> Lan {
 }
 
 fn root_with_kernel(lan: &Lan) -> String {
+    root_with_kernel_and(lan, "")
+}
+
+/// As `root_with_kernel`, with more `[tftp]` keys.
+fn root_with_kernel_and(lan: &Lan, tftp: &str) -> String {
     let root = lan.path("root");
     std::fs::create_dir_all(root.join("debian")).unwrap();
     std::fs::write(root.join("debian/vmlinuz"), common::pseudo_random(3000, 1)).unwrap();
@@ -26,7 +31,7 @@ fn root_with_kernel(lan: &Lan) -> String {
     )
     .unwrap();
     format!(
-        "[tftp]\nroot = \"{}\"\n[pxelinux]\nkernel = \"debian/vmlinuz\"\ninitrd = \"debian/initrd.img\"\n",
+        "[tftp]\nroot = \"{}\"\n{tftp}[pxelinux]\nkernel = \"debian/vmlinuz\"\ninitrd = \"debian/initrd.img\"\n",
         root.display()
     )
 }
@@ -68,6 +73,34 @@ fn probe_walks_the_whole_chain_against_pxe_sidecar() {
         "as iPXE: offer from 10.77.0.2: script boot.ipxe",
         "HTTP http://10.77.0.2:80/debian/vmlinuz: 3000 bytes",
         "HTTP http://10.77.0.2:80/debian/initrd.img: 5000 bytes",
+    ] {
+        assert!(
+            out.contains(needle),
+            "probe output lacks {needle:?}:\n{out}"
+        );
+    }
+}
+
+/// The Secure Boot chain: shim, the GRUB beside it, GRUB's config, and the
+/// kernel and initrd the config loads over HTTP.
+#[test]
+fn probe_follows_shim_and_grub() {
+    if !root_or_skip("probe_follows_shim_and_grub") {
+        return;
+    }
+    let mut lan = lan_with_router();
+    let loaders = common::guest::DebianRoot::signed_loaders();
+    let tftp = format!("loaders = \"{}\"\n", loaders.display());
+    let cfg = root_with_kernel_and(&lan, &tftp) + "[boot]\nefi64 = \"shimx64.efi\"\n";
+    start_server(&mut lan, "pxe", &cfg, &[]);
+    let (ok, out) = probe(&lan, "efi64");
+    assert!(ok, "{out}");
+    for needle in [
+        "DHCPACK on 4011 from 10.77.0.2:4011: boot file shimx64.efi",
+        "TFTP shimx64.efi from 10.77.0.2:",
+        "TFTP grubx64.efi from 10.77.0.2:",
+        "HTTP http://10.77.0.2/debian/vmlinuz: 3000 bytes",
+        "HTTP http://10.77.0.2/debian/initrd.img: 5000 bytes",
     ] {
         assert!(
             out.contains(needle),

@@ -293,6 +293,7 @@ pub fn run(
             let offers = discover(&iface, who, xid.wrapping_add(2), wait)?;
             ipxe_stage(&mut p, own_ip, &offers);
         }
+        Next::Shim(grub) => shim_stage(&mut p, own_ip, tftp_server, &file, grub),
         Next::Unknown => {}
     }
     Ok(p)
@@ -349,6 +350,38 @@ fn discover(
         }
         Ok::<_, ProbeError>(offers)
     })
+}
+
+/// shim's step: GRUB from beside shim, then GRUB's config from its prefix
+/// (`/grub` on the same server, as Debian's signed netboot image has it)
+/// and the kernel and initrd the config's entry loads.
+fn shim_stage(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, shim: &str, grub: &str) {
+    let dir = shim.rsplit_once('/').map_or("", |(d, _)| d);
+    let grub = if dir.is_empty() {
+        grub.to_string()
+    } else {
+        format!("{dir}/{grub}")
+    };
+    if !fetch(p, own_ip, server, &grub) {
+        return;
+    }
+    let Some(cfg) = fetch_text(p, own_ip, server, crate::files::GRUB_CFG) else {
+        return;
+    };
+    let files = verdict::grub_files(&cfg);
+    if files.is_empty() {
+        p.note(
+            false,
+            format!(
+                "{} loads no kernel (nothing configured yet)",
+                crate::files::GRUB_CFG
+            ),
+        );
+        return;
+    }
+    for f in files {
+        fetch_uri(p, own_ip, server, &verdict::grub_uri(&f));
+    }
 }
 
 /// iPXE's step after it was loaded: it asks DHCP again as iPXE, runs the

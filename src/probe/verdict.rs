@@ -95,6 +95,9 @@ pub enum Next {
     Pxelinux,
     /// iPXE: it asks DHCP again, as iPXE, and loads a script.
     Ipxe,
+    /// shim: it loads GRUB (`grubx64.efi`/`grubaa64.efi`) from beside
+    /// itself, which reads `grub/grub.cfg`.
+    Shim(&'static str),
     /// Anything else: the probe stops after fetching it.
     Unknown,
 }
@@ -103,11 +106,45 @@ pub fn next_stage(file: &str) -> Next {
     let base = file.rsplit('/').next().unwrap_or(file);
     if base == "pxelinux.0" || base == "lpxelinux.0" || base.starts_with("syslinux") {
         Next::Pxelinux
+    } else if base.starts_with("shimx64") {
+        Next::Shim("grubx64.efi")
+    } else if base.starts_with("shimaa64") {
+        Next::Shim("grubaa64.efi")
     } else if crate::proxy::looks_like_ipxe(file) {
         Next::Ipxe
     } else {
         Next::Unknown
     }
+}
+
+/// What a GRUB config loads: the `linux` and `initrd` paths of its first
+/// entry, as written (`/path` on GRUB's `$root`, or `(http,HOST[:PORT])/path`).
+pub fn grub_files(cfg: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in cfg.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("linux") | Some("linuxefi") | Some("initrd") | Some("initrdefi") => {
+                out.extend(words.next().map(str::to_string));
+            }
+            Some("}") if !out.is_empty() => break,
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A GRUB path as a URL the probe can follow: `(http,HOST)/p` is
+/// `http://HOST/p`, `(tftp,HOST)/p` is `tftp://HOST/p`; a bare `/p` is on
+/// the TFTP server GRUB came from, returned as the name there.
+pub fn grub_uri(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix('(')
+        && let Some((dev, p)) = rest.split_once(')')
+        && let Some((proto, host)) = dev.split_once(',')
+    {
+        return format!("{proto}://{host}{p}");
+    }
+    path.trim_start_matches('/').to_string()
 }
 
 /// The names pxelinux tries, in order (syslinux doc/pxelinux.txt): 01-MAC,
@@ -154,6 +191,21 @@ pub fn pxelinux_loads(config: &str) -> (Vec<String>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grub_configs_are_followed() {
+        let cfg = "set timeout=0\nmenuentry \"linux\" {\n  echo \"x\"\n  linux (http,10.0.0.2)/nfsroot/vmlinuz root=/dev/nfs\n  initrd /nfsroot/initrd.img\n}\nmenuentry b {\n linux /other\n}\n";
+        let files = grub_files(cfg);
+        assert_eq!(
+            files,
+            ["(http,10.0.0.2)/nfsroot/vmlinuz", "/nfsroot/initrd.img"]
+        );
+        assert_eq!(grub_uri(&files[0]), "http://10.0.0.2/nfsroot/vmlinuz");
+        assert_eq!(grub_uri(&files[1]), "nfsroot/initrd.img");
+        assert_eq!(grub_uri("(tftp,10.0.0.3)/k"), "tftp://10.0.0.3/k");
+        assert_eq!(next_stage("shimx64.efi"), Next::Shim("grubx64.efi"));
+        assert!(grub_files("echo nothing\nsleep 30\nexit\n").is_empty());
+    }
 
     fn offer(yiaddr: [u8; 4], pxe: bool, file: &str) -> Offer {
         Offer {
