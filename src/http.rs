@@ -144,9 +144,12 @@ async fn serve(
         Err(Refusal::Denied("empty file name"))
         | Err(Refusal::Denied("is a directory"))
         | Err(Refusal::NotFound) => {
+            let why = crate::files::expected_miss(&path)
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default();
             say(
                 Level::Info,
-                format!("HTTP {method} {path} from {ip}: 404 File not found"),
+                format!("HTTP {method} {path} from {ip}: 404 File not found{why}"),
             );
             return plain(StatusCode::NOT_FOUND, "File not found");
         }

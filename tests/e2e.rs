@@ -428,3 +428,52 @@ fn debian_boots_with_secure_boot_through_shim_and_grub() {
     drop(rig);
     drop(root);
 }
+
+/// Secure Boot on, UEFI HTTP boot (arch 16): the proxy offer names
+/// http://…/shimx64.efi; shim loads grubx64.efi over HTTP beside it, GRUB
+/// its config from (http,…)/grub/grub.cfg, then kernel and initrd; Debian
+/// comes up on the NFS root. PXE is not offered (efi64 empty), so the
+/// firmware moves on from PXE to HTTP boot.
+#[test]
+fn debian_boots_with_secure_boot_by_uefi_http_boot() {
+    if !root_or_skip("debian_boots_with_secure_boot_by_uefi_http_boot") {
+        return;
+    }
+    let mut root = None;
+    let mut rig = Rig::new(|lan| {
+        let r = DebianRoot::new();
+        r.prepare();
+        let loaders = DebianRoot::signed_loaders();
+        let text = r.config(
+            lan,
+            &format!(
+                "[boot]\nefi64 = \"\"\nhttp_x64 = \"http://10.77.0.2/shimx64.efi\"\n[tftp]\nloaders = \"{}\"\n",
+                loaders.display()
+            ),
+        );
+        root = Some(r);
+        text
+    });
+    let con = rig.boot(
+        Firmware::UefiSecureBoot,
+        GUEST_MAC,
+        REPORT,
+        Duration::from_secs(900),
+    );
+    let r = report(&con);
+    assert_wiki_layout(&r, &con);
+    assert_eq!(r["sb"], "1", "Secure Boot was off:\n{con}");
+    let log = rig.log();
+    for needle in [
+        "(HTTPClient:Arch:00016".to_string(),
+        "HTTP GET /shimx64.efi from 10.77.".to_string(),
+        "HTTP GET /grub/grub.cfg from 10.77.".to_string(),
+        "404 File not found (GRUB looks for optional module lists; normal when absent)".to_string(),
+        "HTTP GET /nfsroot/vmlinuz from 10.77.".to_string(),
+        "HTTP GET /nfsroot/initrd.img from 10.77.".to_string(),
+    ] {
+        assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
+    }
+    drop(rig);
+    drop(root);
+}
