@@ -415,14 +415,26 @@ fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
         let file = &file.to_string();
         let mut names = vec![file.clone()];
         names.extend(crate::files::companion(file));
+        // ARM64 machines get Debian's signed chain by default; on a host
+        // without it (not fetched, not packaged) that is a warning for
+        // ARM64 machines, not a failure of an x86 setup
+        let by_default = key == "arm64" && *file == crate::config::RawBoot::default().arm64;
         for name in names {
             let step = format!("[boot] {key}: {name}");
+            if by_default && tree.resolve(&name) == Err(Refusal::NotFound) {
+                steps.push(pass(
+                    &step,
+                    format!("warning: not available, so ARM64 UEFI machines stop with PXE-E23; run `pxe-sidecar loaders fetch` to serve Debian's signed shim and GRUB, or set [boot] {key} = \"\" to leave them unanswered"),
+                ));
+                continue;
+            }
             steps.push(match tree.resolve(&name) {
                 Ok((_, src)) => pass(&step, describe(&src)),
                 Err(Refusal::NotFound) => fail(
                     &step,
                     format!("not in {root} and not supplied by an installed package"),
                     match crate::files::package_for(name.rsplit('/').next().unwrap_or(&name)) {
+                        Some(pkg) if pkg.starts_with("shim") || pkg.starts_with("grub-efi") => format!("run `pxe-sidecar loaders fetch` (Debian 13's signed {pkg}), copy it to {root}/{name}, or change [boot] {key}"),
                         Some(pkg) => format!("install package {pkg} (apt install {pkg}), copy it to {root}/{name}, or change [boot] {key}"),
                         None => format!("copy it to {root}/{name}, or change [boot] {key}"),
                     },

@@ -169,7 +169,7 @@ impl Default for RawBoot {
             bios: "pxelinux.0".into(),
             efi32: "syslinux32.efi".into(),
             efi64: "snponly.efi".into(),
-            arm64: String::new(),
+            arm64: "shimaa64.efi".into(),
             http_x64: String::new(),
             http_arm64: String::new(),
             ipxe: "boot.ipxe".into(),
@@ -882,7 +882,7 @@ mod tests {
         assert_eq!(c.proxy.boot.efi64.as_deref(), Some("snponly.efi"));
         assert_eq!(c.proxy.boot.ipxe.as_deref(), Some("boot.ipxe"));
         assert!(c.http.enabled);
-        assert_eq!(c.proxy.boot.arm64, None);
+        assert_eq!(c.proxy.boot.arm64.as_deref(), Some("shimaa64.efi"));
         assert_eq!(c.tftp.root, PathBuf::from("/srv/tftp"));
     }
 

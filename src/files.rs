@@ -159,10 +159,15 @@ impl std::fmt::Display for Missing {
             self.key, self.file
         )?;
         match self.package {
+            // a Debian 12 host's GRUB is too old, and another architecture's
+            // packages do not install: the fetch is the way on any host
+            Some(p) if p.starts_with("shim") || p.starts_with("grub-efi") => {
+                write!(f, "get Debian 13's signed {p}: pxe-sidecar loaders fetch")
+            }
             Some(p) => write!(f, "install package {p} (apt install {p})"),
             None => write!(f, "put it in the TFTP root or change [boot] {}", self.key),
         }?;
-        f.write_str("; until then those clients stop with PXE-T01: File not found")
+        f.write_str("; until then those clients stop with PXE-T01 (BIOS) or PXE-E23 (UEFI)")
     }
 }
 

@@ -124,8 +124,15 @@ fn every_arch_gets_its_file_or_a_reason() {
     // EFI offers carry no option 43 (EDK2 would do PXE 1.0 discovery instead of 4011).
     let m = decode(&run(&c, &Client::pxe(7), 67).unwrap().payload);
     assert!(m.opts().get(OptionCode::VendorExtensions).is_none());
-    // Arm64 unset: the reason names the key and the client-side symptom.
-    let e = run(&cfg(""), &Client::pxe(11), 67).unwrap_err().to_string();
+    // arm64 by default: Debian's signed shim, then GRUB
+    assert_eq!(
+        file(&run(&cfg(""), &Client::pxe(11), 67).unwrap()),
+        "shimaa64.efi"
+    );
+    // Arm64 off: the reason names the key and the client-side symptom.
+    let e = run(&cfg("[boot]\narm64 = \"\"\n"), &Client::pxe(11), 67)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("[boot] arm64") && e.contains("PXE-E53"), "{e}");
     // unknown_arch falls back to a configured key.
     let c2 = cfg("[proxy]\nunknown_arch = \"bios\"\n");

@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(next_stage("efi64/syslinux.efi"), Next::Pxelinux);
         assert_eq!(next_stage("snponly.efi"), Next::Ipxe);
         assert_eq!(next_stage("undionly.kpxe"), Next::Ipxe);
-        assert_eq!(next_stage("shimx64.efi"), Next::Unknown);
+        assert_eq!(next_stage("grubnetx64.efi"), Next::Unknown);
     }
 
     #[test]
