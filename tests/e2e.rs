@@ -477,3 +477,49 @@ fn debian_boots_with_secure_boot_by_uefi_http_boot() {
     drop(rig);
     drop(root);
 }
+
+/// ARM64 UEFI (AAVMF) with zero boot config: the default arch-11 answer is
+/// Debian's signed shim, which loads GRUB 2.12 (fetched for arm64 on this
+/// x86 host by `loaders fetch`); GRUB reads the generated grub.cfg from us
+/// and loads the configured kernel over HTTP.
+#[test]
+fn arm64_uefi_reaches_grub_and_its_kernel_with_zero_boot_config() {
+    if !root_or_skip("arm64_uefi_reaches_grub_and_its_kernel_with_zero_boot_config") {
+        return;
+    }
+    assert!(
+        Path::new("/usr/share/AAVMF/AAVMF_CODE.fd").exists(),
+        "qemu-efi-aarch64 is not installed: run scripts/deps"
+    );
+    let mut rig = Rig::new(|lan| {
+        let root = lan.path("root");
+        std::fs::create_dir_all(root.join("arm64")).unwrap();
+        std::fs::write(root.join("arm64/vmlinuz"), vec![0x4d; 4096]).unwrap();
+        format!(
+            "[nfs]\nenabled = false\n[tftp]\nroot = \"{}\"\nloaders = \"{}\"\n[pxelinux]\nkernel = \"arm64/vmlinuz\"\nappend = \"console=ttyAMA0\"\n",
+            root.display(),
+            DebianRoot::signed_loaders().display()
+        )
+    });
+    let marker = "Loading (http,10.77.0.2)/arm64/vmlinuz";
+    let con = rig.boot(
+        Firmware::Arm64Uefi,
+        GUEST_MAC,
+        marker,
+        Duration::from_secs(600),
+    );
+    let log = rig.log();
+    assert!(
+        con.contains(marker),
+        "GRUB never loaded the kernel; console:\n{con}\nlog:\n{log}"
+    );
+    for needle in [
+        format!("DHCPDISCOVER from {GUEST_MAC} to port 67 (PXEClient:Arch:00011"),
+        "sent shimaa64.efi to 10.77.".to_string(),
+        "sent grubaa64.efi to 10.77.".to_string(),
+        "sent /grub/grub.cfg to 10.77.".to_string(),
+        "HTTP GET /arm64/vmlinuz from 10.77.".to_string(),
+    ] {
+        assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
+    }
+}

@@ -47,6 +47,9 @@ pub enum Firmware {
     /// OVMF with Secure Boot on and Microsoft's keys enrolled (Debian's
     /// OVMF_CODE_4M.ms.fd and a copy of OVMF_VARS_4M.ms.fd), q35 with SMM.
     UefiSecureBoot,
+    /// AAVMF (EDK2 for arm64, Debian's qemu-efi-aarch64) on qemu's `virt`
+    /// machine: an ARM64 UEFI PXE client (arch 11).
+    Arm64Uefi,
 }
 
 /// The test LAN: a router running dnsmasq as a plain DHCP server, pxe-sidecar
@@ -123,8 +126,13 @@ impl Rig {
         let label = format!("qemu-{}", self.guests);
         let serial = self.lan.path(&format!("serial-{}.log", self.guests));
         let serial_arg = format!("file:{}", serial.display());
+        let qemu = if fw == Firmware::Arm64Uefi {
+            "qemu-system-aarch64"
+        } else {
+            "qemu-system-x86_64"
+        };
         let mut args = vec![
-            "qemu-system-x86_64",
+            qemu,
             "-accel",
             "tcg",
             "-m",
@@ -162,6 +170,27 @@ impl Rig {
                     "q35,smm=on",
                     "-global",
                     "driver=cfi.pflash01,property=secure,value=on",
+                    "-drive",
+                    &code,
+                    "-drive",
+                    &vars_arg,
+                    "-device",
+                    &nic,
+                ]);
+            }
+            Firmware::Arm64Uefi => {
+                nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
+                let vars = self.lan.path(&format!("vars-{}.fd", self.guests));
+                std::fs::copy("/usr/share/AAVMF/AAVMF_VARS.fd", &vars).unwrap();
+                code =
+                    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd"
+                        .to_string();
+                vars_arg = format!("if=pflash,format=raw,unit=1,file={}", vars.display());
+                args.extend_from_slice(&[
+                    "-machine",
+                    "virt",
+                    "-cpu",
+                    "cortex-a57",
                     "-drive",
                     &code,
                     "-drive",
