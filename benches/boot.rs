@@ -95,7 +95,11 @@ fn boot_ours(fw: Firmware, fw_name: &str, extra: &str) -> Duration {
     let took = rig
         .last
         .unwrap_or_else(|| panic!("pxe-sidecar {fw_name} boot never finished:\n{con}"));
-    let label = if fw == Firmware::UefiSecureBoot { "shim+GRUB SB" } else { "pxe-sidecar" };
+    let label = if fw == Firmware::UefiSecureBoot {
+        "shim+GRUB SB"
+    } else {
+        "pxe-sidecar"
+    };
     print_phases(label, &rig);
     drop(rig);
     drop(root);
@@ -168,13 +172,19 @@ fn main() {
         for _ in 0..rounds {
             ours.push(boot_ours(fw, fw_name, &extra));
             if fw == Firmware::Uefi {
-                sb.push(boot_ours(Firmware::UefiSecureBoot, "UEFI Secure Boot", &secure));
+                sb.push(boot_ours(
+                    Firmware::UefiSecureBoot,
+                    "UEFI Secure Boot",
+                    &secure,
+                ));
             }
             classic.push(boot_classic(fw, fw_name));
         }
         println!("{fw_name} rounds: pxe-sidecar {ours:.1?}, classic {classic:.1?}");
         if !sb.is_empty() {
-            println!("UEFI Secure Boot rounds (shim, GRUB 2.12, kernel and initrd over HTTP): {sb:.1?}");
+            println!(
+                "UEFI Secure Boot rounds (shim, GRUB 2.12, kernel and initrd over HTTP): {sb:.1?}"
+            );
             rows.push(("UEFI-SB", median(sb), median(classic.clone())));
         }
         rows.push((fw_name, median(ours), median(classic)));

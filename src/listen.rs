@@ -449,37 +449,13 @@ impl RawSocket {
     }
 
     pub async fn send(&self, frame: &[u8]) -> io::Result<()> {
-        loop {
-            let mut guard = self.fd.writable().await?;
-            let res = guard.try_io(|fd| {
-                // SAFETY: sockaddr_ll is plain data.
-                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                sll.sll_family = libc::AF_PACKET as u16;
-                sll.sll_ifindex = self.ifindex as i32;
-                sll.sll_halen = 6;
-                sll.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0xff; 6]));
-                // SAFETY: frame and sll are valid for the lengths passed.
-                let n = unsafe {
-                    libc::sendto(
-                        fd.as_raw_fd(),
-                        frame.as_ptr() as *const libc::c_void,
-                        frame.len(),
-                        0,
-                        &sll as *const _ as *const libc::sockaddr,
-                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            });
-            match res {
-                Ok(r) => return r,
-                Err(_would_block) => continue,
-            }
-        }
+        // SAFETY: sockaddr_ll is plain data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = self.ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(frame.get(..6).unwrap_or(&[0xff; 6]));
+        send_to(&self.fd, frame, &sll).await
     }
 }
 
@@ -532,30 +508,37 @@ impl RawIp {
         let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
         sin.sin_family = libc::AF_INET as u16;
         sin.sin_addr.s_addr = u32::from_ne_bytes(dst.octets());
-        loop {
-            let mut guard = self.fd.writable().await?;
-            let res = guard.try_io(|fd| {
-                // SAFETY: datagram and sin are valid for the lengths passed.
-                let n = unsafe {
-                    libc::sendto(
-                        fd.as_raw_fd(),
-                        datagram.as_ptr() as *const libc::c_void,
-                        datagram.len(),
-                        0,
-                        &sin as *const _ as *const libc::sockaddr,
-                        std::mem::size_of::<libc::sockaddr_in>() as u32,
-                    )
-                };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
-            });
-            match res {
-                Ok(r) => return r,
-                Err(_would_block) => continue,
+        send_to(&self.fd, datagram, &sin).await
+    }
+}
+
+/// sendto(2) on a non-blocking socket, waiting while it would block; `A`
+/// is the socket's address type (sockaddr_ll, sockaddr_in).
+async fn send_to<A>(fd: &AsyncFd<OwnedFd>, bytes: &[u8], addr: &A) -> io::Result<()> {
+    loop {
+        let mut guard = fd.writable().await?;
+        let res = guard.try_io(|fd| {
+            // SAFETY: bytes and addr are valid for the lengths passed, and A
+            // is the sockaddr type of this socket's family.
+            let n = unsafe {
+                libc::sendto(
+                    fd.as_raw_fd(),
+                    bytes.as_ptr() as *const libc::c_void,
+                    bytes.len(),
+                    0,
+                    addr as *const A as *const libc::sockaddr,
+                    std::mem::size_of::<A>() as u32,
+                )
+            };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
             }
+        });
+        match res {
+            Ok(r) => return r,
+            Err(_would_block) => continue,
         }
     }
 }

@@ -371,15 +371,11 @@ fn tftp_unreachable_is_the_pxe_e32_step_and_the_log_says_why() {
     );
 }
 
-/// Secure Boot on (OVMF with Microsoft's keys): shim (signed by Microsoft),
-/// then Debian 13's signed GRUB 2.12 netboot image, which reads the proxy
-/// offer and fetches the generated grub/grub.cfg by TFTP, the kernel and
-/// initrd over HTTP; Debian comes up on the NFS root with Secure Boot on.
-#[test]
-fn debian_boots_with_secure_boot_through_shim_and_grub() {
-    if !root_or_skip("debian_boots_with_secure_boot_through_shim_and_grub") {
-        return;
-    }
+/// Boots one OVMF guest with Secure Boot on, pxe-sidecar serving the
+/// Debian tree with the fetched signed loaders and `boot` ([boot] keys);
+/// checks that Debian came up on the NFS root with Secure Boot on and
+/// returns pxe-sidecar's log.
+fn boot_secure(boot: &str) -> String {
     let mut root = None;
     let mut rig = Rig::new(|lan| {
         let r = DebianRoot::new();
@@ -388,7 +384,7 @@ fn debian_boots_with_secure_boot_through_shim_and_grub() {
         let text = r.config(
             lan,
             &format!(
-                "[boot]\nefi64 = \"shimx64.efi\"\n[tftp]\nloaders = \"{}\"\n",
+                "[boot]\n{boot}[tftp]\nloaders = \"{}\"\n",
                 loaders.display()
             ),
         );
@@ -405,6 +401,21 @@ fn debian_boots_with_secure_boot_through_shim_and_grub() {
     assert_wiki_layout(&r, &con);
     assert_eq!(r["sb"], "1", "Secure Boot was off:\n{con}");
     let log = rig.log();
+    drop(rig);
+    drop(root);
+    log
+}
+
+/// Secure Boot on (OVMF with Microsoft's keys): shim (signed by Microsoft),
+/// then Debian 13's signed GRUB 2.12 netboot image, which reads the proxy
+/// offer and fetches the generated grub/grub.cfg by TFTP, the kernel and
+/// initrd over HTTP; Debian comes up on the NFS root with Secure Boot on.
+#[test]
+fn debian_boots_with_secure_boot_through_shim_and_grub() {
+    if !root_or_skip("debian_boots_with_secure_boot_through_shim_and_grub") {
+        return;
+    }
+    let log = boot_secure("efi64 = \"shimx64.efi\"\n");
     for needle in [
         format!("DHCPREQUEST from {GUEST_MAC} to port 4011"),
         "sent shimx64.efi to 10.77.".to_string(),
@@ -425,8 +436,6 @@ fn debian_boots_with_secure_boot_through_shim_and_grub() {
         !log.contains("the client shows"),
         "a file the boot needed was missing:\n{log}"
     );
-    drop(rig);
-    drop(root);
 }
 
 /// Secure Boot on, UEFI HTTP boot (arch 16): the proxy offer names
@@ -439,31 +448,7 @@ fn debian_boots_with_secure_boot_by_uefi_http_boot() {
     if !root_or_skip("debian_boots_with_secure_boot_by_uefi_http_boot") {
         return;
     }
-    let mut root = None;
-    let mut rig = Rig::new(|lan| {
-        let r = DebianRoot::new();
-        r.prepare();
-        let loaders = DebianRoot::signed_loaders();
-        let text = r.config(
-            lan,
-            &format!(
-                "[boot]\nefi64 = \"\"\nhttp_x64 = \"http://10.77.0.2/shimx64.efi\"\n[tftp]\nloaders = \"{}\"\n",
-                loaders.display()
-            ),
-        );
-        root = Some(r);
-        text
-    });
-    let con = rig.boot(
-        Firmware::UefiSecureBoot,
-        GUEST_MAC,
-        REPORT,
-        Duration::from_secs(900),
-    );
-    let r = report(&con);
-    assert_wiki_layout(&r, &con);
-    assert_eq!(r["sb"], "1", "Secure Boot was off:\n{con}");
-    let log = rig.log();
+    let log = boot_secure("efi64 = \"\"\nhttp_x64 = \"http://10.77.0.2/shimx64.efi\"\n");
     for needle in [
         "(HTTPClient:Arch:00016".to_string(),
         "HTTP GET /shimx64.efi from 10.77.".to_string(),
@@ -474,8 +459,13 @@ fn debian_boots_with_secure_boot_by_uefi_http_boot() {
     ] {
         assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
     }
-    drop(rig);
-    drop(root);
+    // shim asks for GRUB beside itself, as "//grubx64.efi"
+    assert!(
+        log.lines().any(|l| l.contains("HTTP GET /")
+            && l.contains("/grubx64.efi from 10.77.")
+            && l.contains(": 200")),
+        "shim did not load GRUB over HTTP:\n{log}"
+    );
 }
 
 /// ARM64 UEFI (AAVMF) with zero boot config: the default arch-11 answer is

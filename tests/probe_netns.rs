@@ -17,23 +17,7 @@ fn lan_with_router() -> Lan {
 }
 
 fn root_with_kernel(lan: &Lan) -> String {
-    root_with_kernel_and(lan, "")
-}
-
-/// As `root_with_kernel`, with more `[tftp]` keys.
-fn root_with_kernel_and(lan: &Lan, tftp: &str) -> String {
-    let root = lan.path("root");
-    std::fs::create_dir_all(root.join("debian")).unwrap();
-    std::fs::write(root.join("debian/vmlinuz"), common::pseudo_random(3000, 1)).unwrap();
-    std::fs::write(
-        root.join("debian/initrd.img"),
-        common::pseudo_random(5000, 2),
-    )
-    .unwrap();
-    format!(
-        "[tftp]\nroot = \"{}\"\n{tftp}[pxelinux]\nkernel = \"debian/vmlinuz\"\ninitrd = \"debian/initrd.img\"\n",
-        root.display()
-    )
+    common::kernel_root(lan.dir.path(), "")
 }
 
 fn probe(lan: &Lan, arch: &str) -> (bool, String) {
@@ -91,7 +75,7 @@ fn probe_follows_shim_and_grub() {
     let mut lan = lan_with_router();
     let loaders = common::guest::DebianRoot::signed_loaders();
     let tftp = format!("loaders = \"{}\"\n", loaders.display());
-    let cfg = root_with_kernel_and(&lan, &tftp) + "[boot]\nefi64 = \"shimx64.efi\"\n";
+    let cfg = common::kernel_root(lan.dir.path(), &tftp) + "[boot]\nefi64 = \"shimx64.efi\"\n";
     start_server(&mut lan, "pxe", &cfg, &[]);
     let (ok, out) = probe(&lan, "efi64");
     assert!(ok, "{out}");

@@ -95,18 +95,7 @@ fn config(site: &Lan, kernel: bool) -> String {
     if !kernel {
         return relay.into();
     }
-    let root = site.path("root");
-    std::fs::create_dir_all(root.join("debian")).unwrap();
-    std::fs::write(root.join("debian/vmlinuz"), common::pseudo_random(3000, 1)).unwrap();
-    std::fs::write(
-        root.join("debian/initrd.img"),
-        common::pseudo_random(5000, 2),
-    )
-    .unwrap();
-    format!(
-        "{relay}[tftp]\nroot = \"{}\"\n[pxelinux]\nkernel = \"debian/vmlinuz\"\ninitrd = \"debian/initrd.img\"\n",
-        root.display()
-    )
+    format!("{relay}{}", common::kernel_root(site.dir.path(), ""))
 }
 
 #[test]

@@ -149,23 +149,28 @@ impl Rig {
             "-netdev",
             "tap,id=n0,ifname=tap0,script=no,downscript=no",
         ];
-        let (nic, code, vars_arg);
-        match fw {
-            Firmware::Bios => {
-                nic = format!("e1000,netdev=n0,mac={mac}");
-                args.extend_from_slice(&["-device", "sga", "-device", &nic]);
-            }
-            Firmware::Uefi => {
-                nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
-                args.extend_from_slice(&["-bios", "/usr/share/ovmf/OVMF.fd", "-device", &nic]);
-            }
+        let nic = match fw {
+            Firmware::Bios => format!("e1000,netdev=n0,mac={mac}"),
+            _ => format!("virtio-net-pci,netdev=n0,mac={mac},romfile="),
+        };
+        // EDK2 builds with their variable store: a fresh copy per guest
+        let flash = |code: &str, vars: &str| {
+            let copy = self.lan.path(&format!("vars-{}.fd", self.guests));
+            std::fs::copy(vars, &copy).unwrap();
+            [
+                format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"),
+                format!("if=pflash,format=raw,unit=1,file={}", copy.display()),
+            ]
+        };
+        let machine: Vec<String> = match fw {
+            Firmware::Bios => vec!["-device".into(), "sga".into()],
+            Firmware::Uefi => vec!["-bios".into(), "/usr/share/ovmf/OVMF.fd".into()],
             Firmware::UefiSecureBoot => {
-                nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
-                let vars = self.lan.path(&format!("vars-{}.fd", self.guests));
-                std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.ms.fd", &vars).unwrap();
-                code = "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.ms.fd".to_string();
-                vars_arg = format!("if=pflash,format=raw,unit=1,file={}", vars.display());
-                args.extend_from_slice(&[
+                let [code, vars] = flash(
+                    "/usr/share/OVMF/OVMF_CODE_4M.ms.fd",
+                    "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+                );
+                [
                     "-machine",
                     "q35,smm=on",
                     "-global",
@@ -173,20 +178,17 @@ impl Rig {
                     "-drive",
                     &code,
                     "-drive",
-                    &vars_arg,
-                    "-device",
-                    &nic,
-                ]);
+                    &vars,
+                ]
+                .map(String::from)
+                .to_vec()
             }
             Firmware::Arm64Uefi => {
-                nic = format!("virtio-net-pci,netdev=n0,mac={mac},romfile=");
-                let vars = self.lan.path(&format!("vars-{}.fd", self.guests));
-                std::fs::copy("/usr/share/AAVMF/AAVMF_VARS.fd", &vars).unwrap();
-                code =
-                    "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd"
-                        .to_string();
-                vars_arg = format!("if=pflash,format=raw,unit=1,file={}", vars.display());
-                args.extend_from_slice(&[
+                let [code, vars] = flash(
+                    "/usr/share/AAVMF/AAVMF_CODE.fd",
+                    "/usr/share/AAVMF/AAVMF_VARS.fd",
+                );
+                [
                     "-machine",
                     "virt",
                     "-cpu",
@@ -194,12 +196,14 @@ impl Rig {
                     "-drive",
                     &code,
                     "-drive",
-                    &vars_arg,
-                    "-device",
-                    &nic,
-                ]);
+                    &vars,
+                ]
+                .map(String::from)
+                .to_vec()
             }
-        }
+        };
+        args.extend(machine.iter().map(String::as_str));
+        args.extend_from_slice(&["-device", &nic]);
         // E2E_KEEP=DIR also keeps a capture of the whole boot (headers only).
         let keep = std::env::var_os("E2E_KEEP").map(PathBuf::from);
         let pcap = self.lan.path(&format!("{label}.pcap"));

@@ -128,6 +128,20 @@ pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some()
 }
 
+/// A TFTP root under `dir` holding a stand-in kernel (3000 bytes) and
+/// initrd (5000 bytes), and the config keys that boot them; `tftp`: more
+/// `[tftp]` keys.
+pub fn kernel_root(dir: &std::path::Path, tftp: &str) -> String {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("debian")).unwrap();
+    std::fs::write(root.join("debian/vmlinuz"), pseudo_random(3000, 1)).unwrap();
+    std::fs::write(root.join("debian/initrd.img"), pseudo_random(5000, 2)).unwrap();
+    format!(
+        "[tftp]\nroot = \"{}\"\n{tftp}[pxelinux]\nkernel = \"debian/vmlinuz\"\ninitrd = \"debian/initrd.img\"\n",
+        root.display()
+    )
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so files differ block to block.
 pub fn pseudo_random(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
