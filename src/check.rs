@@ -476,13 +476,21 @@ fn efi_binary(key: &str, file: &str, path: &std::path::Path) -> Vec<Step> {
         out.push(fail(
             &step,
             format!("GRUB {major}.{minor:02} (its SBAT says so): behind a proxyDHCP this GRUB asks the router for its config and never boots"),
-            "use GRUB ≥ 2.12 (Debian 13's grub-efi-amd64-signed / grub-efi-arm64-signed), or offer iPXE (snponly.efi) where Secure Boot is off",
+            "use GRUB ≥ 2.12: `pxe-sidecar loaders fetch` gets Debian 13's signed shim and GRUB; or offer iPXE (snponly.efi) where Secure Boot is off",
         ));
     }
     if !facts.signed {
+        // the signed chain exists for x86-64 and arm64 (not for IA32)
+        let fix = match key {
+            "efi64" => {
+                " (`pxe-sidecar loaders fetch`, then [boot] efi64 = \"shimx64.efi\": Debian's signed shim and GRUB ≥ 2.12 boot them)"
+            }
+            "arm64" => " (`pxe-sidecar loaders fetch`, then [boot] arm64 = \"shimaa64.efi\")",
+            _ => "",
+        };
         out.push(pass(
             &step,
-            "warning: unsigned, so machines with Secure Boot on refuse to start it (a signed shim and GRUB ≥ 2.12 boot them)",
+            format!("warning: unsigned, so machines with Secure Boot on refuse to start it{fix}"),
         ));
     }
     out
