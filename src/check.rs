@@ -84,7 +84,13 @@ pub fn run(file: Option<&Path>, overrides: &[(&str, String)]) -> Vec<Step> {
     steps.extend(ports(&cfg));
     let table = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     steps.extend(relays(&cfg, &crate::listen::routes(&table)));
+    let mut cfg = cfg;
     let tree = Tree::new(&cfg, server);
+    if let Some(ip) = server
+        && let Some(chose) = crate::files::settle_auto(&mut cfg, &tree, ip)
+    {
+        steps.push(pass("UEFI default", chose));
+    }
     steps.extend(boot_files(&cfg, &tree));
     steps.extend(pxelinux_config(&tree));
     steps.extend(nfs_root(&cfg, server));
@@ -483,7 +489,7 @@ fn efi_binary(key: &str, file: &str, path: &std::path::Path) -> Vec<Step> {
         // the signed chain exists for x86-64 and arm64 (not for IA32)
         let fix = match key {
             "efi64" => {
-                " (`pxe-sidecar loaders fetch`, then [boot] efi64 = \"shimx64.efi\": Debian's signed shim and GRUB ≥ 2.12 boot them)"
+                " (`pxe-sidecar loaders fetch`, and [boot] efi64 = \"auto\" or \"shimx64.efi\": Debian's signed shim and GRUB ≥ 2.12 boot them)"
             }
             "arm64" => " (`pxe-sidecar loaders fetch`, then [boot] arm64 = \"shimaa64.efi\")",
             _ => "",

@@ -168,9 +168,9 @@ impl Default for RawBoot {
         RawBoot {
             bios: "pxelinux.0".into(),
             efi32: "syslinux32.efi".into(),
-            efi64: "snponly.efi".into(),
+            efi64: AUTO.into(),
             arm64: "shimaa64.efi".into(),
-            http_x64: String::new(),
+            http_x64: AUTO.into(),
             http_arm64: String::new(),
             ipxe: "boot.ipxe".into(),
         }
@@ -485,6 +485,12 @@ pub struct ProxyConfig {
     pub router_hint: bool,
 }
 
+/// `[boot] efi64` / `http_x64` value: Debian's signed shim and GRUB when
+/// the tree has them (GRUB ≥ 2.12, signed), else iPXE (efi64) or no
+/// answer (http_x64). Until the tree is looked at (`prefer_signed`), and in
+/// replay, it is the iPXE choice.
+pub const AUTO: &str = "auto";
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BootFiles {
     pub bios: Option<String>,
@@ -494,9 +500,31 @@ pub struct BootFiles {
     pub http_x64: Option<String>,
     pub http_arm64: Option<String>,
     pub ipxe: Option<String>,
+    /// `efi64 = "auto"`: becomes shimx64.efi where the signed chain is.
+    pub efi64_auto: bool,
+    /// `http_x64 = "auto"`: becomes our URL of shimx64.efi where it is.
+    pub http_x64_auto: bool,
 }
 
 impl BootFiles {
+    /// The `auto` keys take Debian's signed chain: shim for x86-64 UEFI by
+    /// PXE, and for UEFI HTTP boot at `http_base` (our HTTP door, if on).
+    /// Returns whether anything changed.
+    pub fn prefer_signed(&mut self, http_base: Option<&str>) -> bool {
+        let mut changed = false;
+        if self.efi64_auto {
+            self.efi64 = Some("shimx64.efi".into());
+            changed = true;
+        }
+        if self.http_x64_auto
+            && let Some(base) = http_base
+        {
+            self.http_x64 = Some(format!("{}/shimx64.efi", base.trim_end_matches('/')));
+            changed = true;
+        }
+        changed
+    }
+
     /// The boot file (or URL for HTTP clients) configured under a key.
     pub fn get(&self, key: BootKey) -> Option<&str> {
         match key {
@@ -614,14 +642,25 @@ fn check_file_name(key: &str, v: &str) -> Result<(), ConfigError> {
 
 pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let b = &raw.boot;
+    let auto = |v: &str| v.trim() == AUTO;
     let boot = BootFiles {
         bios: boot_entry("boot.bios", &b.bios, false)?,
         efi32: boot_entry("boot.efi32", &b.efi32, false)?,
-        efi64: boot_entry("boot.efi64", &b.efi64, false)?,
+        efi64: if auto(&b.efi64) {
+            Some("snponly.efi".into())
+        } else {
+            boot_entry("boot.efi64", &b.efi64, false)?
+        },
         arm64: boot_entry("boot.arm64", &b.arm64, false)?,
-        http_x64: boot_entry("boot.http_x64", &b.http_x64, true)?,
+        http_x64: if auto(&b.http_x64) {
+            None
+        } else {
+            boot_entry("boot.http_x64", &b.http_x64, true)?
+        },
         http_arm64: boot_entry("boot.http_arm64", &b.http_arm64, true)?,
         ipxe: boot_entry("boot.ipxe", &b.ipxe, false)?,
+        efi64_auto: auto(&b.efi64),
+        http_x64_auto: auto(&b.http_x64),
     };
     let allow = raw
         .proxy
@@ -864,6 +903,26 @@ mod tests {
         let p = dir.path().join("c.toml");
         std::fs::write(&p, text).unwrap();
         load(Some(&p), &[])
+    }
+
+    #[test]
+    fn auto_is_ipxe_until_the_signed_chain_is_found() {
+        let c = from_toml("").unwrap();
+        let mut b = c.proxy.boot.clone();
+        assert_eq!(b.efi64.as_deref(), Some("snponly.efi"));
+        assert_eq!(b.http_x64, None);
+        assert!(b.prefer_signed(Some("http://10.0.0.2:80/")));
+        assert_eq!(b.efi64.as_deref(), Some("shimx64.efi"));
+        assert_eq!(
+            b.http_x64.as_deref(),
+            Some("http://10.0.0.2:80/shimx64.efi")
+        );
+        // an explicit choice stays
+        let c = from_toml("[boot]\nefi64 = \"snponly.efi\"\nhttp_x64 = \"\"\n").unwrap();
+        let mut b = c.proxy.boot.clone();
+        assert!(!b.prefer_signed(Some("http://10.0.0.2")));
+        assert_eq!(b.efi64.as_deref(), Some("snponly.efi"));
+        assert_eq!(b.http_x64, None);
     }
 
     /// The packaged conffile is the documented example: every key at its

@@ -89,6 +89,31 @@ pub const SIGNED_CHAIN: [&str; 6] = [
     "mmaa64.efi",
 ];
 
+/// Settles `[boot] efi64`/`http_x64 = "auto"` against the tree: Debian's
+/// signed shim and GRUB when present (they boot with Secure Boot on or
+/// off), iPXE otherwise. Returns a line saying what was chosen, if auto.
+pub fn settle_auto(cfg: &mut Config, tree: &Tree, server: Ipv4Addr) -> Option<String> {
+    let b = &mut cfg.proxy.boot;
+    if !b.efi64_auto && !b.http_x64_auto {
+        return None;
+    }
+    let Some(shim) = tree.signed_chain() else {
+        return Some(
+            "[boot] efi64 = \"auto\": iPXE (snponly.efi) for x86-64 UEFI — no signed shim and GRUB ≥ 2.12 here, so Secure Boot machines refuse it (`pxe-sidecar loaders fetch` gets them)"
+                .into(),
+        );
+    };
+    let base = cfg
+        .http
+        .enabled
+        .then(|| format!("http://{server}:{}", cfg.http.port));
+    b.prefer_signed(base.as_deref());
+    Some(format!(
+        "[boot] efi64 = \"auto\": Debian's signed shim and GRUB ≥ 2.12 for x86-64 UEFI ({}), Secure Boot on or off",
+        shim.display()
+    ))
+}
+
 /// Why a missing file is part of a normal boot, when it is: names loaders
 /// try before they settle on one that exists.
 pub fn expected_miss(name: &str) -> Option<&'static str> {
@@ -310,6 +335,20 @@ impl Tree {
         [fetched, PathBuf::from(path)]
             .into_iter()
             .find(|p| p.is_file())
+    }
+
+    /// Whether Debian's signed x86-64 chain is here: shim and a GRUB netboot
+    /// image, both signed, the GRUB ≥ 2.12 (older ones cannot boot behind a
+    /// proxyDHCP). What `[boot] efi64 = "auto"` looks for.
+    pub fn signed_chain(&self) -> Option<PathBuf> {
+        let facts = |name: &str| {
+            let p = self.packaged(name)?;
+            let bytes = std::fs::read(&p).ok()?;
+            Some((p, crate::pe::read(&bytes)?))
+        };
+        let (shim, s) = facts("shimx64.efi")?;
+        let (_, g) = facts("grubx64.efi")?;
+        (s.signed && g.signed && g.grub_version()? >= (2, 12)).then_some(shim)
     }
 
     /// The boot files the config offers by TFTP (and the `ldlinux` each

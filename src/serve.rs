@@ -75,7 +75,11 @@ pub async fn run(opts: Options) -> Result<()> {
         Some(addr) => Some(crate::status::bind_http(addr, cfg.status.allow_remote).await?),
         None => None,
     };
+    let mut cfg = cfg;
     let tree = Tree::new(&cfg, Some(iface.ipv4));
+    if let Some(chose) = crate::files::settle_auto(&mut cfg, &tree, iface.ipv4) {
+        info!("{chose}");
+    }
     report_missing(&tree, &cfg);
     let tree = Arc::new(RwLock::new(tree));
     let clients = Clients::default();
@@ -243,7 +247,11 @@ fn reload(server: &live::Server, opts: &Options) {
                     "SIGHUP: [tftp]/[http] sockets and limits change on restart; the file tree is reloaded now"
                 );
             }
+            let mut new = new;
             let tree = Tree::new(&new, Some(live.iface.ipv4));
+            if let Some(chose) = crate::files::settle_auto(&mut new, &tree, live.iface.ipv4) {
+                info!("SIGHUP: {chose}");
+            }
             report_missing(&tree, &new);
             *server.tree.write().unwrap_or_else(|e| e.into_inner()) = tree;
             live.cfg = new;

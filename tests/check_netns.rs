@@ -62,7 +62,8 @@ fn a_good_setup_passes_every_step() {
     // that name the fix, not failures
     assert!(
         text.contains("✓ [boot] arm64: shimaa64.efi: warning: not available")
-            && text.contains("then [boot] efi64 = \"shimx64.efi\""),
+            && text.contains("[boot] efi64 = \"auto\" or \"shimx64.efi\"")
+            && text.contains("✓ UEFI default: [boot] efi64 = \"auto\": iPXE (snponly.efi)"),
         "{text}"
     );
     let (o, json) = check(&lan, &good_root(&lan), &["--json"]);

@@ -371,11 +371,11 @@ fn tftp_unreachable_is_the_pxe_e32_step_and_the_log_says_why() {
     );
 }
 
-/// Boots one OVMF guest with Secure Boot on, pxe-sidecar serving the
-/// Debian tree with the fetched signed loaders and `boot` ([boot] keys);
-/// checks that Debian came up on the NFS root with Secure Boot on and
-/// returns pxe-sidecar's log.
-fn boot_secure(boot: &str) -> String {
+/// Boots one OVMF guest (`fw`), pxe-sidecar serving the Debian tree with
+/// the fetched signed loaders and `boot` ([boot] keys); checks that Debian
+/// came up on the NFS root, with Secure Boot on exactly when the firmware
+/// has it, and returns pxe-sidecar's log.
+fn boot_signed(fw: Firmware, boot: &str) -> String {
     let mut root = None;
     let mut rig = Rig::new(|lan| {
         let r = DebianRoot::new();
@@ -391,32 +391,31 @@ fn boot_secure(boot: &str) -> String {
         root = Some(r);
         text
     });
-    let con = rig.boot(
-        Firmware::UefiSecureBoot,
-        GUEST_MAC,
-        REPORT,
-        Duration::from_secs(900),
-    );
+    let con = rig.boot(fw, GUEST_MAC, REPORT, Duration::from_secs(900));
     let r = report(&con);
     assert_wiki_layout(&r, &con);
-    assert_eq!(r["sb"], "1", "Secure Boot was off:\n{con}");
+    let on = fw == Firmware::UefiSecureBoot;
+    assert_eq!(r["sb"] == "1", on, "Secure Boot on: {on}?\n{con}");
     let log = rig.log();
     drop(rig);
     drop(root);
     log
 }
 
-/// Secure Boot on (OVMF with Microsoft's keys): shim (signed by Microsoft),
-/// then Debian 13's signed GRUB 2.12 netboot image, which reads the proxy
-/// offer and fetches the generated grub/grub.cfg by TFTP, the kernel and
-/// initrd over HTTP; Debian comes up on the NFS root with Secure Boot on.
+/// Secure Boot on (OVMF with Microsoft's keys), zero boot config with the
+/// signed chain at hand (`[tftp] loaders`): the default efi64 = "auto" is
+/// shim (signed by Microsoft), then Debian 13's signed GRUB 2.12 netboot
+/// image, which reads the proxy offer and fetches the generated
+/// grub/grub.cfg by TFTP, the kernel and initrd over HTTP; Debian comes up
+/// on the NFS root with Secure Boot on.
 #[test]
 fn debian_boots_with_secure_boot_through_shim_and_grub() {
     if !root_or_skip("debian_boots_with_secure_boot_through_shim_and_grub") {
         return;
     }
-    let log = boot_secure("efi64 = \"shimx64.efi\"\n");
+    let log = boot_signed(Firmware::UefiSecureBoot, "");
     for needle in [
+        "[boot] efi64 = \"auto\": Debian's signed shim and GRUB".to_string(),
         format!("DHCPREQUEST from {GUEST_MAC} to port 4011"),
         "sent shimx64.efi to 10.77.".to_string(),
         "sent grubx64.efi to 10.77.".to_string(),
@@ -441,14 +440,14 @@ fn debian_boots_with_secure_boot_through_shim_and_grub() {
 /// Secure Boot on, UEFI HTTP boot (arch 16): the proxy offer names
 /// http://…/shimx64.efi; shim loads grubx64.efi over HTTP beside it, GRUB
 /// its config from (http,…)/grub/grub.cfg, then kernel and initrd; Debian
-/// comes up on the NFS root. PXE is not offered (efi64 empty), so the
-/// firmware moves on from PXE to HTTP boot.
+/// comes up on the NFS root. The URL is the default http_x64 = "auto";
+/// PXE is not offered (efi64 empty), so the firmware moves on to HTTP boot.
 #[test]
 fn debian_boots_with_secure_boot_by_uefi_http_boot() {
     if !root_or_skip("debian_boots_with_secure_boot_by_uefi_http_boot") {
         return;
     }
-    let log = boot_secure("efi64 = \"\"\nhttp_x64 = \"http://10.77.0.2/shimx64.efi\"\n");
+    let log = boot_signed(Firmware::UefiSecureBoot, "efi64 = \"\"\n");
     for needle in [
         "(HTTPClient:Arch:00016".to_string(),
         "HTTP GET /shimx64.efi from 10.77.".to_string(),
@@ -466,6 +465,23 @@ fn debian_boots_with_secure_boot_by_uefi_http_boot() {
             && l.contains(": 200")),
         "shim did not load GRUB over HTTP:\n{log}"
     );
+}
+
+/// The same defaults with Secure Boot off: shim and GRUB boot it too, so
+/// "auto" needs no knowledge of the machine's Secure Boot state.
+#[test]
+fn debian_boots_with_secure_boot_off_through_the_same_chain() {
+    if !root_or_skip("debian_boots_with_secure_boot_off_through_the_same_chain") {
+        return;
+    }
+    let log = boot_signed(Firmware::Uefi, "");
+    for needle in [
+        "sent shimx64.efi to 10.77.",
+        "sent grubx64.efi to 10.77.",
+        "HTTP GET /nfsroot/initrd.img from 10.77.",
+    ] {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
 }
 
 /// ARM64 UEFI (AAVMF) with zero boot config: the default arch-11 answer is
