@@ -427,20 +427,21 @@ fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
         let by_default = key == "arm64" && *file == crate::config::RawBoot::default().arm64;
         for name in names {
             let step = format!("[boot] {key}: {name}");
-            if by_default && tree.resolve(&name) == Err(Refusal::NotFound) {
+            let resolved = tree.resolve(&name);
+            if by_default && resolved == Err(Refusal::NotFound) {
                 steps.push(pass(
                     &step,
                     format!("warning: not available, so ARM64 UEFI machines stop with PXE-E23; run `pxe-sidecar loaders fetch` to serve Debian's signed shim and GRUB, or set [boot] {key} = \"\" to leave them unanswered"),
                 ));
                 continue;
             }
-            steps.push(match tree.resolve(&name) {
+            steps.push(match resolved {
                 Ok((_, src)) => pass(&step, describe(&src)),
                 Err(Refusal::NotFound) => fail(
                     &step,
                     format!("not in {root} and not supplied by an installed package"),
                     match crate::files::package_for(name.rsplit('/').next().unwrap_or(&name)) {
-                        Some(pkg) if pkg.starts_with("shim") || pkg.starts_with("grub-efi") => format!("run `pxe-sidecar loaders fetch` (Debian 13's signed {pkg}), copy it to {root}/{name}, or change [boot] {key}"),
+                        Some(pkg) if crate::files::by_loaders_fetch(pkg) => format!("run `pxe-sidecar loaders fetch` (Debian 13's signed {pkg}), copy it to {root}/{name}, or change [boot] {key}"),
                         Some(pkg) => format!("install package {pkg} (apt install {pkg}), copy it to {root}/{name}, or change [boot] {key}"),
                         None => format!("copy it to {root}/{name}, or change [boot] {key}"),
                     },
@@ -468,10 +469,7 @@ fn boot_files(cfg: &Config, tree: &Tree) -> Vec<Step> {
 /// config; GRUB 2.12 reads the proxy offer), and an unsigned binary does not
 /// start on a machine with Secure Boot on.
 fn efi_binary(key: &str, file: &str, path: &std::path::Path) -> Vec<Step> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    let read = std::fs::File::open(path).and_then(|f| f.take(64 << 20).read_to_end(&mut bytes));
-    let Some(facts) = read.ok().and_then(|_| crate::pe::read(&bytes)) else {
+    let Some(facts) = crate::pe::read_file(path) else {
         return Vec::new();
     };
     let step = format!("[boot] {key}: {file}");

@@ -130,12 +130,7 @@ pub fn run(c: &Create, export: &Export) -> Result<()> {
     clock.say("check");
     let findings = rootfs::check(dir, export);
     for f in &findings {
-        println!(
-            "        {} {}: {}",
-            if f.ok { "✓" } else { "✗" },
-            f.step,
-            f.detail
-        );
+        println!("        {f}");
     }
     // /vmlinuz is a link to boot/vmlinuz-VERSION: its target names the version
     let kernel = rootfs::kernel_pair(dir)

@@ -79,15 +79,20 @@ const DEBIAN_LOADERS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Whether `loaders fetch` supplies a package: the signed shim and GRUB
+/// (a Debian 12 host's GRUB is too old, and another architecture's
+/// packages do not install, so the fetch is the way on any host).
+pub fn by_loaders_fetch(package: &str) -> bool {
+    package.starts_with("shim") || package.starts_with("grub-efi")
+}
+
 /// The Secure Boot chain's names, as `loaders fetch` supplies them.
-pub const SIGNED_CHAIN: [&str; 6] = [
-    "shimx64.efi",
-    "grubx64.efi",
-    "mmx64.efi",
-    "shimaa64.efi",
-    "grubaa64.efi",
-    "mmaa64.efi",
-];
+pub fn signed_chain_names() -> impl Iterator<Item = &'static str> {
+    DEBIAN_LOADERS
+        .iter()
+        .filter(|(_, _, pkg)| by_loaders_fetch(pkg))
+        .map(|(name, _, _)| *name)
+}
 
 /// Settles `[boot] efi64`/`http_x64 = "auto"` against the tree: Debian's
 /// signed shim and GRUB when present (they boot with Secure Boot on or
@@ -184,9 +189,7 @@ impl std::fmt::Display for Missing {
             self.key, self.file
         )?;
         match self.package {
-            // a Debian 12 host's GRUB is too old, and another architecture's
-            // packages do not install: the fetch is the way on any host
-            Some(p) if p.starts_with("shim") || p.starts_with("grub-efi") => {
+            Some(p) if by_loaders_fetch(p) => {
                 write!(f, "get Debian 13's signed {p}: pxe-sidecar loaders fetch")
             }
             Some(p) => write!(f, "install package {p} (apt install {p})"),
@@ -343,8 +346,8 @@ impl Tree {
     pub fn signed_chain(&self) -> Option<PathBuf> {
         let facts = |name: &str| {
             let p = self.packaged(name)?;
-            let bytes = std::fs::read(&p).ok()?;
-            Some((p, crate::pe::read(&bytes)?))
+            let facts = crate::pe::read_file(&p)?;
+            Some((p, facts))
         };
         let (shim, s) = facts("shimx64.efi")?;
         let (_, g) = facts("grubx64.efi")?;

@@ -143,14 +143,14 @@ pub fn fetch(f: &Fetch) -> Result<Vec<Fetched>> {
 /// What the boot tree now serves of the chain, with what each binary says
 /// of itself (signed; the GRUB version in its SBAT).
 pub fn served(cfg: &crate::config::Config) -> String {
-    use crate::files::{SIGNED_CHAIN, Source, Tree};
+    use crate::files::{Source, Tree, signed_chain_names};
     let tree = Tree::new(cfg, None);
     let mut out = String::new();
-    for name in SIGNED_CHAIN {
+    for name in signed_chain_names() {
         let Ok((_, Source::Disk(path))) = tree.resolve(name) else {
             continue;
         };
-        let facts = std::fs::read(&path).ok().and_then(|b| crate::pe::read(&b));
+        let facts = crate::pe::read_file(&path);
         let what = match &facts {
             Some(f) => {
                 let grub = f

@@ -386,7 +386,7 @@ fn run(cli: Cli) -> Result<()> {
                 let export = export_for(&cli, dir, *server)?;
                 let findings = rootfs::check(dir, &export);
                 for f in &findings {
-                    println!("{} {}: {}", if f.ok { "✓" } else { "✗" }, f.step, f.detail);
+                    println!("{f}");
                 }
                 print!("{}", rootfs::boot_advice(dir, &export));
                 if findings.iter().any(|f| !f.ok) {

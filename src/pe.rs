@@ -33,6 +33,17 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// Reads a boot file from disk (at most 64 MiB: loaders are a few MiB)
+/// and what it says of itself.
+pub fn read_file(path: &std::path::Path) -> Option<Facts> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 << 20).read_to_end(&mut bytes))
+        .ok()?;
+    read(&bytes)
+}
+
 /// Reads a PE image's signature presence and SBAT section.
 pub fn read(b: &[u8]) -> Option<Facts> {
     if b.get(..2)? != b"MZ" {

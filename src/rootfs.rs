@@ -269,6 +269,13 @@ pub struct Finding {
     pub detail: String,
 }
 
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.ok { "✓" } else { "✗" };
+        write!(f, "{mark} {}: {}", self.step, self.detail)
+    }
+}
+
 fn finding(ok: bool, step: &str, detail: impl Into<String>) -> Finding {
     Finding {
         ok,

@@ -76,11 +76,7 @@ pub async fn run(opts: Options) -> Result<()> {
         None => None,
     };
     let mut cfg = cfg;
-    let tree = Tree::new(&cfg, Some(iface.ipv4));
-    if let Some(chose) = crate::files::settle_auto(&mut cfg, &tree, iface.ipv4) {
-        info!("{chose}");
-    }
-    report_missing(&tree, &cfg);
+    let tree = boot_tree(&mut cfg, iface.ipv4, "");
     let tree = Arc::new(RwLock::new(tree));
     let clients = Clients::default();
     let nfs_stopped = nfs::start(&cfg.nfs, iface.ipv4, clients.clone())?;
@@ -217,15 +213,20 @@ pub async fn run(opts: Options) -> Result<()> {
     Ok(())
 }
 
-/// One warning for each boot file the config offers that nobody can serve,
-/// naming the Debian package that ships it (at start and on SIGHUP).
-fn report_missing(tree: &Tree, cfg: &Config) {
-    if !cfg.tftp.enabled {
-        return;
+/// The boot tree for `cfg` (at start and on SIGHUP): `[boot] … = "auto"`
+/// settled against it and said, then one warning for each boot file the
+/// config offers that nobody can serve, naming the package that ships it.
+fn boot_tree(cfg: &mut Config, ip: std::net::Ipv4Addr, when: &str) -> Tree {
+    let tree = Tree::new(cfg, Some(ip));
+    if let Some(chose) = crate::files::settle_auto(cfg, &tree, ip) {
+        info!("{when}{chose}");
     }
-    for m in tree.missing(&cfg.proxy.boot) {
-        warn!("{m}");
+    if cfg.tftp.enabled {
+        for m in tree.missing(&cfg.proxy.boot) {
+            warn!("{m}");
+        }
     }
+    tree
 }
 
 fn reload(server: &live::Server, opts: &Options) {
@@ -248,11 +249,7 @@ fn reload(server: &live::Server, opts: &Options) {
                 );
             }
             let mut new = new;
-            let tree = Tree::new(&new, Some(live.iface.ipv4));
-            if let Some(chose) = crate::files::settle_auto(&mut new, &tree, live.iface.ipv4) {
-                info!("SIGHUP: {chose}");
-            }
-            report_missing(&tree, &new);
+            let tree = boot_tree(&mut new, live.iface.ipv4, "SIGHUP: ");
             *server.tree.write().unwrap_or_else(|e| e.into_inner()) = tree;
             live.cfg = new;
             info!("SIGHUP: configuration reloaded");
