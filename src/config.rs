@@ -64,6 +64,8 @@ pub struct RawConfig {
     pub tftp: Tftp,
     pub http: Http,
     pub pxelinux: Pxelinux,
+    pub uboot: UBoot,
+    pub rpi: Rpi,
     pub nfs: Nfs,
     pub status: Status,
 }
@@ -104,6 +106,8 @@ impl Default for RawConfig {
             tftp: Tftp::default(),
             http: Http::default(),
             pxelinux: Pxelinux::default(),
+            uboot: UBoot::default(),
+            rpi: Rpi::default(),
             nfs: Nfs::default(),
             status: Status::default(),
         }
@@ -273,6 +277,39 @@ pub struct Pxelinux {
     pub kernel: String,
     pub initrd: String,
     pub append: String,
+}
+
+/// What the generated `pxelinux.cfg/default-arm` boots: every ARM U-Boot's
+/// `pxe get` asks for it after `01-<mac>` and its address in hex, before
+/// `default` (which is the PCs').
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UBoot {
+    pub kernel: String,
+    pub initrd: String,
+    pub append: String,
+    /// A device tree to load (`fdt`); empty: the board's own.
+    pub fdt: String,
+}
+
+/// Where Raspberry Pi boards' files are, in the TFTP tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rpi {
+    /// The directory (under `[tftp] root`) a Pi reads when it asks for
+    /// `<serial>/file` and its serial has no entry in `serials`.
+    pub dir: String,
+    /// Serial (8 hex digits) or MAC with dashes → its own directory.
+    pub serials: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Rpi {
+    fn default() -> Self {
+        Rpi {
+            dir: "rpi".into(),
+            serials: Default::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -466,6 +503,8 @@ pub struct Config {
     pub tftp: Tftp,
     pub http: Http,
     pub pxelinux: Pxelinux,
+    pub uboot: UBoot,
+    pub rpi: Rpi,
     pub nfs: NfsConfig,
     pub status: Status,
     /// `[status] http`, parsed.
@@ -847,6 +886,27 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             "an initrd is set but no kernel",
         ));
     }
+    let ub = &raw.uboot;
+    for (key, v) in [
+        ("uboot.kernel", &ub.kernel),
+        ("uboot.initrd", &ub.initrd),
+        ("uboot.fdt", &ub.fdt),
+    ] {
+        if !v.is_empty() {
+            check_file_name(key, v)?;
+        }
+    }
+    if ub.append.contains('\n') {
+        return Err(invalid("uboot.append", &ub.append, "must be one line"));
+    }
+    if ub.kernel.is_empty() && !(ub.initrd.is_empty() && ub.fdt.is_empty()) {
+        return Err(invalid(
+            "uboot.kernel",
+            "",
+            "an initrd or fdt is set but no kernel",
+        ));
+    }
+    check_rpi(&raw.rpi)?;
     let relays = raw
         .proxy
         .relays
@@ -879,6 +939,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         tftp: raw.tftp,
         http: raw.http,
         pxelinux: raw.pxelinux,
+        uboot: raw.uboot,
+        rpi: raw.rpi,
         nfs: nfs_config(raw.nfs, names)?,
         status_http: match raw.status.http.trim() {
             "" => None,
@@ -892,6 +954,33 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         },
         status: raw.status,
     })
+}
+
+/// `[rpi]`: directories are names inside the TFTP root; keys are what a Pi
+/// puts before its file names.
+fn check_rpi(rpi: &Rpi) -> Result<(), ConfigError> {
+    let dir_ok = |key: &str, d: &str| {
+        crate::files::normalize(d).map(|_| ()).map_err(|e| {
+            invalid(
+                key,
+                d,
+                format!("{e}: a directory inside [tftp] root, like \"rpi\""),
+            )
+        })
+    };
+    dir_ok("rpi.dir", &rpi.dir)?;
+    for (k, d) in &rpi.serials {
+        let key = format!("rpi.serials.{k}");
+        if !crate::rpi::is_prefix(&k.to_ascii_lowercase()) {
+            return Err(invalid(
+                key,
+                k,
+                "a Pi's serial (8 hex digits, as in `vcgencmd otp_dump | grep 28:`) or its MAC with dashes (dc-a6-32-01-36-c2)",
+            ));
+        }
+        dir_ok(&key, d)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

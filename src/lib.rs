@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod pxe;
 pub mod replay;
 pub mod rootfs;
+pub mod rpi;
 pub mod serve;
 pub mod status;
 pub mod step;

@@ -15,6 +15,7 @@ use crate::config::{ClientAction, ProxyConfig};
 use crate::event::Level;
 use crate::mac::Mac;
 use crate::pxe::{self, Arch, BootItem, BootKey, ClientKind};
+use crate::rpi::{self, Pi};
 
 pub const DHCP_SERVER_PORT: u16 = 67;
 pub const DHCP_CLIENT_PORT: u16 = 68;
@@ -104,6 +105,8 @@ pub struct Request {
     /// client is about to use (our TFTP/HTTP logs name the MAC with it).
     pub requested_ip: Option<Ipv4Addr>,
     pub boot_item: Option<BootItem>,
+    /// A Raspberry Pi's bootloader (arch 0, but no PC).
+    pub pi: Option<Pi>,
 }
 
 impl Request {
@@ -210,9 +213,14 @@ impl Ignore {
     }
 }
 
-/// What the firmware says it is: `PXEClient:Arch:00007:UNDI:003016, arch 7 EFI BC`.
+/// What the firmware says it is: `PXEClient:Arch:00007:UNDI:003016, arch 7 EFI BC`,
+/// or `Raspberry Pi 4 serial 6aee7243, PXEClient:Arch:00000:UNDI:002001`
+/// (its arch 0 is not a BIOS).
 pub fn describe_firmware(req: &Request) -> String {
-    format!("{}, {}", req.vendor_class, req.arch)
+    match &req.pi {
+        Some(pi) => format!("{pi}, {}", req.vendor_class),
+        None => format!("{}, {}", req.vendor_class, req.arch),
+    }
 }
 
 /// Reads a datagram that reached port 67 or 4011.
@@ -228,7 +236,12 @@ pub fn classify(payload: &[u8], meta: Meta) -> Result<Request, Ignore> {
     }
     let msg = Msg::from_code(m.message_type().ok_or(Ignore::NoMessageType)?);
     let vc = m.option(opt::VENDOR_CLASS).unwrap_or_default();
-    let kind = ClientKind::from_vendor_class(vc).ok_or_else(|| {
+    // RFC 4578 §2.1: option 93 is a list of u16; the first is the one in use.
+    let opt93 = m
+        .option(opt::ARCH)
+        .and_then(|a| a.get(..2))
+        .map(|a| u16::from_be_bytes([a[0], a[1]]));
+    let kind = ClientKind::from_vendor_class(vc, opt93).ok_or_else(|| {
         Ignore::NotPxe(if vc.is_empty() {
             "absent".into()
         } else {
@@ -245,12 +258,8 @@ pub fn classify(payload: &[u8], meta: Meta) -> Result<Request, Ignore> {
         htype: m.htype,
         hlen: m.hlen,
     })?);
-    // RFC 4578 §2.1: option 93 is a list of u16; the first is the one in use.
-    // Without it, the Arch field of option 60, else BIOS (PXE spec 2.1 default).
-    let arch_code = m
-        .option(opt::ARCH)
-        .and_then(|a| a.get(..2))
-        .map(|a| u16::from_be_bytes([a[0], a[1]]))
+    // Without option 93, the Arch field of option 60, else BIOS (PXE spec 2.1 default).
+    let arch_code = opt93
         .or_else(|| pxe::arch_from_vendor_class(vc))
         .unwrap_or(0);
     let ip = |code| {
@@ -258,10 +267,15 @@ pub fn classify(payload: &[u8], meta: Meta) -> Result<Request, Ignore> {
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
             .map(Ipv4Addr::from)
     };
+    let pi = match kind {
+        ClientKind::Pxe => rpi::recognise(mac, arch_code, m.option(opt::UUID)),
+        ClientKind::Http => None,
+    };
     Ok(Request {
         meta,
         msg,
         mac,
+        pi,
         xid: m.xid,
         flags: m.flags,
         ciaddr: m.ciaddr,
@@ -553,6 +567,26 @@ pub fn looks_like_ipxe(file: &str) -> bool {
 
 fn choose_boot(cfg: &ProxyConfig, req: &Request) -> Result<Boot, Ignore> {
     let rule = cfg.rule_for(req.mac);
+    if let Some(r) = rule
+        && r.action == ClientAction::Ignore
+    {
+        return Err(Ignore::RuleIgnore(req.mac));
+    }
+    // A Pi gets its menu, never a PC's loader: its files come by name.
+    if req.pi.is_some() {
+        return Ok(Boot {
+            file: String::new(),
+            reason: "Raspberry Pi",
+        });
+    }
+    // U-Boot's `pxe get` finds pxelinux.cfg/default-arm by itself: the
+    // offer only names the server (siaddr), for a U-Boot that reads proxies.
+    if req.arch.is_uboot() && rule.is_none() {
+        return Ok(Boot {
+            file: String::new(),
+            reason: "U-Boot",
+        });
+    }
     if let Some(r) = rule {
         match &r.action {
             ClientAction::Ignore => return Err(Ignore::RuleIgnore(req.mac)),
@@ -670,15 +704,20 @@ fn encode(
     if let Some(uuid) = &req.uuid {
         o.insert(DhcpOption::ClientMachineIdentifier(uuid.clone()));
     }
-    o.insert(DhcpOption::BootfileName(file.to_vec()));
+    // A Pi ignores option 67 (and a PC's file would mislead it); U-Boot
+    // takes an empty one as "no directory" for its pxelinux.cfg search.
+    if !file.is_empty() {
+        o.insert(DhcpOption::BootfileName(file.to_vec()));
+    }
     if req.kind == ClientKind::Pxe {
         o.insert(DhcpOption::TFTPServerName(server.to_string().into_bytes()));
         // Option 43 is for BIOS ROMs (and iPXE) only: EDK2 treats an offer
         // carrying it as "PXE 1.0" and does multicast discovery instead of
         // asking us on 4011 (observed OVMF behaviour; pcaps/qemu-ovmf-uefi-x64.pcap).
         let vendor = match (reply, req.boot_item) {
+            _ if let Some(pi) = &req.pi => Some(pi.vendor_options(server.octets())),
             (Msg::Ack, Some(item)) => Some(pxe::ack_options(item)),
-            (Msg::Offer, _) if !req.arch.is_efi() => {
+            (Msg::Offer, _) if !req.arch.is_efi() && !req.arch.is_uboot() => {
                 let menu: Vec<_> = cfg.menu.iter().map(|m| m.entry.clone()).collect();
                 let prompt = cfg.prompt.as_ref().map(|(t, s)| (t.as_str(), *s));
                 Some(pxe::offer_options(&menu, prompt, server.octets()))
@@ -762,6 +801,35 @@ pub fn describe_reply(req: &Request, reply: &Reply, server: Ipv4Addr) -> String 
     } else {
         "DHCPACK"
     };
+    if let Some(pi) = &req.pi {
+        let next = match (pi.board, &pi.serial) {
+            (rpi::Board::Named(_, fam), Some(s)) => {
+                format!("; it asks for {s}/{} next", fam.first_file())
+            }
+            _ => String::new(),
+        };
+        let warn = if pi.takes_tftp_from_router() {
+            "; but the Pi 3 boot ROM takes its TFTP server from the router's offer, not from a proxy: it will not load files from us (have the router's DHCP name this server as next-server, or boot it from an SD card holding bootcode.bin)"
+        } else {
+            ""
+        };
+        return format!(
+            "{what} to {} at {}: menu \"{}\", TFTP from {server} ({pi}{next}){warn}",
+            req.mac,
+            reply.dest.addr(),
+            pi.menu_text().trim_end(),
+        );
+    }
+    if req.arch.is_uboot() && reply.boot.file.is_empty() {
+        return format!(
+            "{what} to {} at {}: TFTP from {server} for `pxe get` ({}) ({}); {}",
+            req.mac,
+            reply.dest.addr(),
+            crate::files::UBOOT_CONFIG,
+            reply.boot.reason,
+            uboot_advice(server)
+        );
+    }
     let noun = if req.kind == ClientKind::Http {
         "boot URL"
     } else {
@@ -774,6 +842,28 @@ pub fn describe_reply(req: &Request, reply: &Reply, server: Ipv4Addr) -> String 
         reply.boot.file,
         reply.boot.reason
     )
+}
+
+/// Why a U-Boot board may still not boot from us, and the one line that
+/// fixes it on the board. U-Boot's DHCP ignores an offer without an
+/// address (net/bootp.c); only a build with CONFIG_SERVERIP_FROM_PROXYDHCP
+/// reads a proxy's siaddr. Debian's u-boot-qemu 2023.01 takes the router's
+/// offer and TFTPs from the router's siaddr (seen in tests/e2e.rs).
+pub fn uboot_advice(server: Ipv4Addr) -> String {
+    format!(
+        "U-Boot reads a proxy's offer only when built with CONFIG_SERVERIP_FROM_PROXYDHCP; otherwise it takes its TFTP server from the router's offer and `pxe get` fails with \"Retry count exceeded\". On the board, once: setenv autoload no; setenv bootcmd 'dhcp; setenv serverip {server}; pxe get && pxe boot'; saveenv"
+    )
+}
+
+/// How loud a reply's log line is: a warning where the board is known to
+/// ignore what we send.
+pub fn reply_level(req: &Request) -> Level {
+    let pi3 = req.pi.as_ref().is_some_and(Pi::takes_tftp_from_router);
+    if pi3 || req.arch.is_uboot() {
+        Level::Warn
+    } else {
+        Level::Info
+    }
 }
 
 #[cfg(test)]

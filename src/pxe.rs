@@ -23,6 +23,10 @@ pub enum Arch {
     HttpX64,
     /// 19: UEFI HTTP boot on ARM64.
     HttpArm64,
+    /// 21: U-Boot on 32-bit ARM.
+    UBootArm32,
+    /// 22: U-Boot on 64-bit ARM.
+    UBootArm64,
     /// Anything else the registry lists (Itanium, MIPS, RISC-V, …) or does not.
     Other(u16),
 }
@@ -96,7 +100,7 @@ impl Family {
     pub fn of(arch: Arch, ipxe: bool) -> Family {
         match arch {
             _ if ipxe => Family::Ipxe,
-            Arch::Bios | Arch::Other(_) => Family::Bios,
+            Arch::Bios | Arch::UBootArm32 | Arch::UBootArm64 | Arch::Other(_) => Family::Bios,
             _ => Family::Uefi,
         }
     }
@@ -122,6 +126,8 @@ impl Arch {
             15 => Arch::HttpX86,
             16 => Arch::HttpX64,
             19 => Arch::HttpArm64,
+            21 => Arch::UBootArm32,
+            22 => Arch::UBootArm64,
             n => Arch::Other(n),
         }
     }
@@ -136,6 +142,8 @@ impl Arch {
             Arch::HttpX86 => 15,
             Arch::HttpX64 => 16,
             Arch::HttpArm64 => 19,
+            Arch::UBootArm32 => 21,
+            Arch::UBootArm64 => 22,
             Arch::Other(n) => n,
         }
     }
@@ -152,6 +160,8 @@ impl Arch {
             Arch::HttpX86 => "UEFI HTTP x86",
             Arch::HttpX64 => "UEFI HTTP x64",
             Arch::HttpArm64 => "UEFI HTTP ARM64",
+            Arch::UBootArm32 => "ARM32 U-Boot",
+            Arch::UBootArm64 => "ARM64 U-Boot",
             Arch::Other(_) => "unknown",
         }
     }
@@ -165,12 +175,21 @@ impl Arch {
             Arch::EfiArm64 => Some(BootKey::Arm64),
             Arch::HttpX64 | Arch::HttpX86 => Some(BootKey::HttpX64),
             Arch::HttpArm64 => Some(BootKey::HttpArm64),
-            Arch::EfiArm32 | Arch::Other(_) => None,
+            Arch::EfiArm32 | Arch::UBootArm32 | Arch::UBootArm64 | Arch::Other(_) => None,
         }
     }
 
     pub fn is_efi(self) -> bool {
-        !matches!(self, Arch::Bios | Arch::Other(_))
+        !matches!(
+            self,
+            Arch::Bios | Arch::UBootArm32 | Arch::UBootArm64 | Arch::Other(_)
+        )
+    }
+
+    /// U-Boot's own DHCP (`dhcp`, then `pxe get`): it reads no PXE menu and
+    /// boots from pxelinux.cfg files.
+    pub fn is_uboot(self) -> bool {
+        matches!(self, Arch::UBootArm32 | Arch::UBootArm64)
     }
 }
 
@@ -192,8 +211,13 @@ pub enum ClientKind {
 impl ClientKind {
     /// Option 60 is case-sensitive; only the prefix matters
     /// (`PXEClient:Arch:00007:UNDI:003016`, or a bare `PXEClient` from iPXE).
-    pub fn from_vendor_class(vc: &[u8]) -> Option<ClientKind> {
-        if vc.starts_with(b"PXEClient") {
+    /// U-Boot's `dhcp` says `U-Boot.armv8` (its CONFIG_BOOTP_VCI_STRING)
+    /// with arch 21/22 in option 93; its `pxe get` reads TFTP like a PXE
+    /// client's, so it counts as one when `arch` is U-Boot's.
+    pub fn from_vendor_class(vc: &[u8], arch: Option<u16>) -> Option<ClientKind> {
+        if vc.starts_with(b"PXEClient")
+            || (vc.starts_with(b"U-Boot") && matches!(arch, Some(21 | 22)))
+        {
             Some(ClientKind::Pxe)
         } else if vc.starts_with(b"HTTPClient") {
             Some(ClientKind::Http)
@@ -289,6 +313,22 @@ pub fn first_menu_item(opt43: &[u8]) -> Option<u16> {
     None
 }
 
+/// Every item's text in a server's menu (option 43 sub 9).
+pub fn menu_labels(opt43: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some((_, mut items)) = sub_options(opt43).find(|(c, _)| *c == sub::BOOT_MENU) else {
+        return out;
+    };
+    while let [_, _, l, more @ ..] = items {
+        let Some(text) = more.get(..*l as usize) else {
+            break;
+        };
+        out.push(String::from_utf8_lossy(text).into_owned());
+        items = &more[*l as usize..];
+    }
+    out
+}
+
 /// One entry of a PXE boot menu (sub 9) and the server list (sub 8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MenuEntry {
@@ -374,7 +414,7 @@ mod tests {
 
     #[test]
     fn arch_codes_round_trip() {
-        for c in [0u16, 6, 7, 9, 10, 11, 15, 16, 19, 2, 0xffff] {
+        for c in [0u16, 6, 7, 9, 10, 11, 15, 16, 19, 21, 22, 2, 0xffff] {
             assert_eq!(Arch::from_code(c).code(), c);
         }
         assert_eq!(Arch::from_code(9).boot_key(), Some(BootKey::Efi64));
@@ -395,11 +435,19 @@ mod tests {
         assert_eq!(arch_from_vendor_class(b"PXEClient"), None);
         assert_eq!(arch_from_vendor_class(b"PXEClient:Arch:"), None);
         assert_eq!(
-            ClientKind::from_vendor_class(b"HTTPClient:Arch:00016:UNDI:003000"),
+            ClientKind::from_vendor_class(b"HTTPClient:Arch:00016:UNDI:003000", None),
             Some(ClientKind::Http)
         );
-        assert_eq!(ClientKind::from_vendor_class(b"pxeclient"), None);
-        assert_eq!(ClientKind::from_vendor_class(b"MSFT 5.0"), None);
+        assert_eq!(ClientKind::from_vendor_class(b"pxeclient", None), None);
+        assert_eq!(ClientKind::from_vendor_class(b"MSFT 5.0", Some(22)), None);
+        assert_eq!(
+            ClientKind::from_vendor_class(b"U-Boot.armv8", Some(22)),
+            Some(ClientKind::Pxe)
+        );
+        assert_eq!(
+            ClientKind::from_vendor_class(b"U-Boot.armv8", Some(0)),
+            None
+        );
     }
 
     #[test]

@@ -413,7 +413,29 @@ pub fn boot_advice(dir: &Path, export: &Export) -> String {
             i = i.display()
         ));
     }
+    if let Some(fw) = pi_firmware(dir) {
+        s.push_str(&format!(
+            "Raspberry Pi ({fw} is a Pi boot partition): copy its files into the TFTP root's [rpi] dir\n\
+             (or a serial's own directory), and make that copy's cmdline.txt this one line:\n  \
+             console=serial0,115200 console=tty1 {args} rootwait\n",
+            fw = fw.display(),
+        ));
+    }
     s
+}
+
+/// The boot partition of a Raspberry Pi OS or Debian raspi tree: where the
+/// Pi's firmware reads config.txt (mounted at /boot/firmware since
+/// Raspberry Pi OS 12 and in Debian's raspi-firmware; /boot before).
+pub fn pi_firmware(dir: &Path) -> Option<PathBuf> {
+    ["boot/firmware", "boot"]
+        .iter()
+        .map(|d| dir.join(d))
+        .find(|d| d.join("config.txt").is_file() && d.join("cmdline.txt").is_file())
+        .map(|d| {
+            d.strip_prefix(dir)
+                .map_or(d.clone(), |r| Path::new("/").join(r))
+        })
 }
 
 #[cfg(test)]
@@ -456,6 +478,25 @@ mod tests {
         fs::write(dir.join("boot/vmlinuz-6.1.0-1-amd64"), "k").unwrap();
         fs::write(dir.join("boot/initrd.img-6.1.0-1-amd64"), "i").unwrap();
         std::os::unix::fs::symlink("../proc/mounts", dir.join("etc/mtab")).unwrap_or(());
+    }
+
+    #[test]
+    fn a_pi_tree_gets_its_cmdline() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!boot_advice(dir.path(), &export()).contains("Raspberry Pi"));
+        let fw = dir.path().join("boot/firmware");
+        std::fs::create_dir_all(&fw).unwrap();
+        std::fs::write(fw.join("config.txt"), "arm_64bit=1\n").unwrap();
+        std::fs::write(fw.join("cmdline.txt"), "root=PARTUUID=1234-02\n").unwrap();
+        let advice = boot_advice(dir.path(), &export());
+        assert!(
+            advice.contains("(/boot/firmware is a Pi boot partition)"),
+            "{advice}"
+        );
+        assert!(
+            advice.contains("console=tty1 root=/dev/nfs nfsroot=10.0.0.2:"),
+            "{advice}"
+        );
     }
 
     #[test]

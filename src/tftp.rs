@@ -284,7 +284,7 @@ impl Handler for BootHandler {
                 Kind::TransferProbed,
                 Level::Info,
                 format!(
-                    "{name} to {}: client ended the transfer before any data (ERROR {code} {message:?}): usual after a tsize query{opts}",
+                    "{name} to {}: client ended the transfer before acknowledging any data (ERROR {code} {message:?}): usual after a tsize query, or a Raspberry Pi testing that the file is there{opts}",
                     client.ip()
                 ),
             ),

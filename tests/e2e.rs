@@ -529,3 +529,78 @@ fn arm64_uefi_reaches_grub_and_its_kernel_with_zero_boot_config() {
         assert!(log.contains(&needle), "log lacks {needle:?}:\n{log}");
     }
 }
+
+/// U-Boot (Debian's u-boot-qemu 2023.01 on qemu's arm64 `virt`) behind the
+/// router. Its `dhcp` sends arch 22 and takes the router's offer: a proxy's
+/// offer has no address and U-Boot's DHCP drops those, so it TFTPs from
+/// the router and fails. Our log names that and the one line to type on the
+/// board; typed at its console, the same boot reaches our generated
+/// pxelinux.cfg/default-arm and starts Debian's arm64 kernel.
+#[test]
+fn uboot_behind_the_router_needs_one_board_setting_and_then_boots() {
+    if !root_or_skip("uboot_behind_the_router_needs_one_board_setting_and_then_boots") {
+        return;
+    }
+    assert!(
+        Path::new("/usr/lib/u-boot/qemu_arm64/u-boot.bin").exists(),
+        "u-boot-qemu is not installed: run scripts/deps"
+    );
+    let kernel = DebianRoot::arm64_kernel();
+    let mut rig = Rig::new(|lan| {
+        let root = lan.path("root");
+        std::fs::create_dir_all(root.join("arm64")).unwrap();
+        std::fs::copy(&kernel, root.join("arm64/vmlinuz")).unwrap();
+        format!(
+            "[nfs]\nenabled = false\n[tftp]\nroot = \"{}\"\n[uboot]\nkernel = \"arm64/vmlinuz\"\nappend = \"console=ttyAMA0 panic=-1\"\n",
+            root.display(),
+        )
+    });
+    // As shipped: the named error, on the console and in our log.
+    let failed = "Retry count exceeded";
+    let con = rig.boot(
+        Firmware::UBootArm64,
+        GUEST_MAC,
+        failed,
+        Duration::from_secs(300),
+    );
+    let log = rig.log();
+    assert!(con.contains(failed), "console:\n{con}\nlog:\n{log}");
+    assert!(
+        con.contains("TFTP from server 10.77.0.1"),
+        "U-Boot should have taken the router's server: {con}"
+    );
+    let fix = "setenv autoload no; setenv bootcmd 'dhcp; setenv serverip 10.77.0.2; pxe get && pxe boot'; saveenv";
+    for needle in [
+        "(U-Boot.armv8, arch 22 ARM64 U-Boot)",
+        "TFTP from 10.77.0.2 for `pxe get` (pxelinux.cfg/default-arm)",
+        "CONFIG_SERVERIP_FROM_PROXYDHCP",
+        fix,
+    ] {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
+    // The admin types the line from the log at the board's console.
+    let marker = "Linux version";
+    let con = rig.boot_typing(
+        Firmware::UBootArm64,
+        GUEST_MAC,
+        &[
+            ("Hit any key to stop autoboot", "\r"),
+            ("=> ", &format!("{fix}\r")),
+            ("=> ", "boot\r"),
+        ],
+        marker,
+        Duration::from_secs(600),
+    );
+    let log = rig.log();
+    assert!(
+        con.contains(marker),
+        "the kernel never started; console:\n{con}\nlog:\n{log}"
+    );
+    for needle in [
+        "sent pxelinux.cfg/default-arm to 10.77.",
+        "sent arm64/vmlinuz to 10.77.",
+    ] {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
+    assert!(con.contains("Starting kernel"), "{con}");
+}

@@ -282,3 +282,63 @@ fn replay_applies_the_live_rules_around_the_core() {
     assert!(lines[1].contains("proxy DHCPOFFER"), "{report}");
     assert_eq!(out.replies().count(), 1, "{report}");
 }
+
+/// The Raspberry Pi captures (pcaps/make-rpi-captures.py, rebuilt from
+/// public dissections) and the offers we give them, byte by byte: the
+/// menu dnsmasq's `pxe-service=0,"Raspberry Pi Boot"` sends (the vendor's
+/// "Network booting" page), `PXEClient` and the GUID echoed, our address
+/// as TFTP server, no boot file (the Pi ignores option 67; a PC's loader
+/// would be wrong anyway).
+#[test]
+fn raspberry_pi_offers_carry_the_boot_menu() {
+    use pxe_sidecar::bootp::{Bootp, opt};
+    let cfg = config::validate(Default::default()).unwrap();
+    let cases = [
+        ("rpi4-eeprom-discover.pcap", "Raspberry Pi Boot"),
+        ("rpi4-eeprom-2019-discover.pcap", "Raspberry Pi Boot"),
+        ("rpi5-eeprom-discover.pcap", "Raspberry Pi Boot"),
+        // the Pi 3B ROM miscounts the text's length: three spaces more
+        ("rpi3-bootrom-discover.pcap", "Raspberry Pi Boot   "),
+    ];
+    for (name, text) in cases {
+        let path = root().join("pcaps").join(name);
+        let bytes = std::fs::read(&path).unwrap();
+        let frames = replay::frames(&bytes).unwrap();
+        let request = Bootp::parse(&frames[0].data[42..]).unwrap();
+        let out = run(&path, &cfg);
+        let replies: Vec<_> = out.replies().collect();
+        assert_eq!(replies.len(), 1, "{name}: {}", out.report());
+        let payload = &replies[0].0.payload;
+        let offer = Bootp::parse(payload).unwrap();
+        let mut menu = vec![6, 1, 3, 9, 3 + text.len() as u8, 0, 0, text.len() as u8];
+        menu.extend_from_slice(text.as_bytes());
+        menu.extend_from_slice(&[10, 4, 0, b'P', b'X', b'E', 255]);
+        assert_eq!(offer.option(opt::VENDOR), Some(&menu[..]), "{name}");
+        assert_eq!(offer.option(opt::VENDOR_CLASS), Some(&b"PXEClient"[..]));
+        assert_eq!(offer.option(opt::UUID), request.option(opt::UUID), "{name}");
+        assert_eq!(
+            offer.option(66),
+            Some(REPLAY_SERVER_IP.to_string().as_bytes())
+        );
+        assert_eq!(offer.siaddr, REPLAY_SERVER_IP);
+        assert!(offer.yiaddr.is_unspecified());
+        assert_eq!(offer.option(67), None, "{name}: no boot file");
+        // BOOTP `file`: bytes 108..236 (RFC 2131 §2)
+        assert!(
+            payload[108..236].iter().all(|&b| b == 0),
+            "{name}: no boot file"
+        );
+    }
+}
+
+/// The rebuilt Pi 4 DISCOVER is the published one: its UDP checksum, which
+/// covers every byte of the datagram, is the 0x14bc of the Wireshark
+/// dissection in rpi-eeprom issue #58.
+#[test]
+fn the_rebuilt_pi4_discover_has_the_published_checksum() {
+    let bytes = std::fs::read(root().join("pcaps/rpi4-eeprom-2019-discover.pcap")).unwrap();
+    let frames = replay::frames(&bytes).unwrap();
+    let udp = &frames[0].data[34..42];
+    assert_eq!(u16::from_be_bytes([udp[4], udp[5]]), 330);
+    assert_eq!(u16::from_be_bytes([udp[6], udp[7]]), 0x14bc);
+}

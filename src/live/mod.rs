@@ -125,7 +125,7 @@ impl Server {
             Ok(reply) => {
                 emit(ev(
                     Kind::Reply,
-                    Level::Info,
+                    proxy::reply_level(req),
                     proxy::describe_reply(req, reply, p.iface.ipv4),
                 ));
                 let tftp_on = self

@@ -23,6 +23,8 @@ use crate::mac::Mac;
 use crate::pxe::Arch;
 use verdict::{Next, Offer, TftpFail};
 
+mod rpi;
+
 /// What the probe pretends to be; the IANA processor architecture numbers
 /// (RFC 4578 §2.1, option 93) are accepted too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,12 +47,16 @@ pub enum ProbeArch {
     /// ARM64 UEFI HTTP boot (arch 19).
     #[value(name = "http-arm64", alias = "19")]
     HttpArm64,
+    /// Raspberry Pi 4's EEPROM bootloader (arch 0, `Raspberry Pi Boot`).
+    Rpi4,
+    /// Raspberry Pi 5's EEPROM bootloader.
+    Rpi5,
 }
 
 impl ProbeArch {
     fn code(self) -> u16 {
         match self {
-            ProbeArch::Bios => 0,
+            ProbeArch::Bios | ProbeArch::Rpi4 | ProbeArch::Rpi5 => 0,
             ProbeArch::Efi32 => 6,
             ProbeArch::Efi64 => 7,
             ProbeArch::Arm64 => 11,
@@ -63,7 +69,18 @@ impl ProbeArch {
         matches!(self, ProbeArch::Http | ProbeArch::HttpArm64)
     }
 
+    fn pi(self) -> Option<crate::rpi::Family> {
+        match self {
+            ProbeArch::Rpi4 => Some(crate::rpi::Family::Pi4),
+            ProbeArch::Rpi5 => Some(crate::rpi::Family::Pi5),
+            _ => None,
+        }
+    }
+
     fn vendor_class(self) -> String {
+        if self.pi().is_some() {
+            return "PXEClient:Arch:00000:UNDI:002001".into();
+        }
         let kind = if self.is_http() {
             "HTTPClient"
         } else {
@@ -152,6 +169,9 @@ struct Asker {
 
 fn request(who: Asker, xid: u32, msg: MessageType, ciaddr: Ipv4Addr, item: Option<u16>) -> Vec<u8> {
     let Asker { mac, arch, ipxe } = who;
+    if let Some(family) = arch.pi() {
+        return rpi::discover(mac, xid, family);
+    }
     let mut m = Message::new_with_id(
         xid,
         ciaddr,
@@ -221,7 +241,11 @@ pub fn run(
         ipxe: false,
     };
     let offers = discover(&iface, who, xid, wait)?;
-    let archname = Arch::from_code(arch.code());
+    let archname = match arch {
+        ProbeArch::Rpi4 => "as a Raspberry Pi 4's EEPROM bootloader".to_string(),
+        ProbeArch::Rpi5 => "as a Raspberry Pi 5's EEPROM bootloader".to_string(),
+        _ => Arch::from_code(arch.code()).to_string(),
+    };
     p.note(
         true,
         format!(
@@ -235,6 +259,10 @@ pub fn run(
     }
     for o in &offers {
         p.note(true, o.describe());
+    }
+    if let Some(family) = arch.pi() {
+        rpi::follow(&mut p, own_ip, &offers, family, mac);
+        return Ok(p);
     }
     let proxy = offers.iter().find(|o| o.pxe);
     let Some(boot_server) = proxy.map(|o| o.server) else {
@@ -340,6 +368,10 @@ fn discover(
                 yiaddr: m.yiaddr(),
                 siaddr: m.siaddr(),
                 file: file_of(&m),
+                vendor: match m.opts().get(OptionCode::VendorExtensions) {
+                    Some(DhcpOption::VendorExtensions(v)) => v.clone(),
+                    _ => Vec::new(),
+                },
                 menu_item: match m.opts().get(OptionCode::VendorExtensions) {
                     Some(DhcpOption::VendorExtensions(v)) => crate::pxe::first_menu_item(v),
                     _ => None,
@@ -730,36 +762,50 @@ fn nfs_root(p: &mut Probe, spec: &str) {
 
 fn tftp_text(own_ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<String, TftpFail> {
     let mut out = Vec::new();
-    tftp_read(own_ip, server, file, &mut |b| out.extend_from_slice(b))?;
+    tftp_read(own_ip, server, file, IPXE_BLKSIZE, &mut |b| {
+        out.extend_from_slice(b);
+        true
+    })?;
     Ok(String::from_utf8_lossy(&out).to_string())
 }
 
 fn tftp_get(own_ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> Result<(u64, Duration), TftpFail> {
     let t = Instant::now();
     let mut n = 0u64;
-    tftp_read(own_ip, server, file, &mut |b| n += b.len() as u64)?;
+    tftp_read(own_ip, server, file, IPXE_BLKSIZE, &mut |b| {
+        n += b.len() as u64;
+        true
+    })?;
     Ok((n, t.elapsed()))
 }
 
-/// A minimal RFC 1350 reader with blksize 1432 (what iPXE asks) and tsize.
+/// What iPXE asks for.
+const IPXE_BLKSIZE: u16 = 1432;
+
+/// A minimal RFC 1350 reader asking for `blksize` and tsize (RFC 2348/2349).
+/// `sink` gets each block in order; when it returns false the reader stops
+/// with an ERROR, as a client checking that a file exists does. Returns the
+/// tsize the server announced.
 fn tftp_read(
     own_ip: Ipv4Addr,
     server: Ipv4Addr,
     file: &str,
-    sink: &mut dyn FnMut(&[u8]),
-) -> Result<(), TftpFail> {
+    blksize_asked: u16,
+    sink: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<Option<u64>, TftpFail> {
     let io = |_| TftpFail::Timeout;
     let s = UdpSocket::bind((own_ip, 0)).map_err(io)?;
     s.set_read_timeout(Some(Duration::from_secs(3)))
         .map_err(io)?;
     let mut rrq = vec![0, 1];
     rrq.extend_from_slice(file.as_bytes());
-    rrq.extend_from_slice(b"\0octet\0blksize\x001432\0tsize\x000\0");
+    rrq.extend_from_slice(format!("\0octet\0blksize\0{blksize_asked}\0tsize\x000\0").as_bytes());
     s.send_to(&rrq, (server, 69)).map_err(io)?;
     let mut buf = vec![0u8; 65536];
     let mut blksize = 512usize;
     let mut expect: u16 = 1;
     let mut peer: Option<SocketAddr> = None;
+    let mut tsize = None;
     loop {
         let (n, from) = s.recv_from(&mut buf).map_err(io)?;
         if peer.is_some_and(|p| p != from) {
@@ -772,23 +818,28 @@ fn tftp_read(
                 // OACK: take blksize if granted; ACK 0 starts the data.
                 let parts: Vec<&[u8]> = pkt[2..].split(|&b| b == 0).collect();
                 for kv in parts.chunks(2) {
+                    let value = || std::str::from_utf8(kv[1]).ok()?.parse().ok();
                     if kv.len() == 2 && kv[0].eq_ignore_ascii_case(b"blksize") {
-                        blksize = std::str::from_utf8(kv[1])
-                            .ok()
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(512);
+                        blksize = value().unwrap_or(512);
+                    }
+                    if kv.len() == 2 && kv[0].eq_ignore_ascii_case(b"tsize") {
+                        tsize = value().map(|v: usize| v as u64);
                     }
                 }
                 s.send_to(&[0, 4, 0, 0], from).map_err(io)?;
             }
             Some([0, 3]) if n >= 4 => {
                 let block = u16::from_be_bytes([pkt[2], pkt[3]]);
+                if block == expect && !sink(&pkt[4..]) {
+                    // TFTP error 0 ("not defined"): the client's own abort
+                    s.send_to(b"\0\x05\0\0abort\0", from).map_err(io)?;
+                    return Ok(tsize);
+                }
                 s.send_to(&[0, 4, pkt[2], pkt[3]], from).map_err(io)?;
                 if block == expect {
-                    sink(&pkt[4..]);
                     expect = expect.wrapping_add(1);
                     if n - 4 < blksize {
-                        return Ok(());
+                        return Ok(tsize);
                     }
                 }
             }

@@ -17,6 +17,8 @@ pub struct Offer {
     pub pxe: bool,
     /// The menu item a non-prompting client would ask for on 4011.
     pub menu_item: Option<u16>,
+    /// Its option 43, as sent.
+    pub vendor: Vec<u8>,
 }
 
 impl Offer {
@@ -215,6 +217,7 @@ mod tests {
             file: file.into(),
             pxe,
             menu_item: None,
+            vendor: Vec::new(),
         }
     }
 

@@ -50,6 +50,16 @@ pub enum Firmware {
     /// AAVMF (EDK2 for arm64, Debian's qemu-efi-aarch64) on qemu's `virt`
     /// machine: an ARM64 UEFI PXE client (arch 11).
     Arm64Uefi,
+    /// Debian's U-Boot for qemu's arm64 `virt` machine (u-boot-qemu,
+    /// qemu_arm64/u-boot.bin): distro boot's `dhcp` target (arch 22, then
+    /// arch 11 for its EFI step).
+    UBootArm64,
+}
+
+impl Firmware {
+    fn arm64(self) -> bool {
+        matches!(self, Firmware::Arm64Uefi | Firmware::UBootArm64)
+    }
 }
 
 /// The test LAN: a router running dnsmasq as a plain DHCP server, pxe-sidecar
@@ -122,15 +132,41 @@ impl Rig {
     /// Boots one guest until its console shows `marker` (or `within`
     /// passes), stops it and returns its console text.
     pub fn boot(&mut self, fw: Firmware, mac: &str, marker: &str, within: Duration) -> String {
+        self.boot_typing(fw, mac, &[], marker, within)
+    }
+
+    /// Like `boot`, with someone at the serial console: for each
+    /// `(seen, typed)`, once the console shows `seen` (after what the
+    /// previous step saw), `typed` is sent as keystrokes.
+    pub fn boot_typing(
+        &mut self,
+        fw: Firmware,
+        mac: &str,
+        script: &[(&str, &str)],
+        marker: &str,
+        within: Duration,
+    ) -> String {
         self.guests += 1;
         let label = format!("qemu-{}", self.guests);
         let serial = self.lan.path(&format!("serial-{}.log", self.guests));
-        let serial_arg = format!("file:{}", serial.display());
-        let qemu = if fw == Firmware::Arm64Uefi {
+        let sock = self.lan.path(&format!("serial-{}.sock", self.guests));
+        // A console to type into is a socket; qemu still logs all output.
+        let serial_arg = if script.is_empty() {
+            format!("file:{}", serial.display())
+        } else {
+            "chardev:con".to_string()
+        };
+        let chardev = format!(
+            "socket,id=con,path={},server=on,wait=off,logfile={}",
+            sock.display(),
+            serial.display()
+        );
+        let qemu = if fw.arm64() {
             "qemu-system-aarch64"
         } else {
             "qemu-system-x86_64"
         };
+        require(qemu);
         let mut args = vec![
             qemu,
             "-accel",
@@ -201,9 +237,22 @@ impl Rig {
                 .map(String::from)
                 .to_vec()
             }
+            Firmware::UBootArm64 => [
+                "-machine",
+                "virt",
+                "-cpu",
+                "cortex-a57",
+                "-bios",
+                "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
+            ]
+            .map(String::from)
+            .to_vec(),
         };
         args.extend(machine.iter().map(String::as_str));
         args.extend_from_slice(&["-device", &nic]);
+        if !script.is_empty() {
+            args.extend_from_slice(&["-chardev", &chardev]);
+        }
         // E2E_KEEP=DIR also keeps a capture of the whole boot (headers only).
         let keep = std::env::var_os("E2E_KEEP").map(PathBuf::from);
         let pcap = self.lan.path(&format!("{label}.pcap"));
@@ -215,8 +264,27 @@ impl Rig {
         let start = Instant::now();
         self.last = None;
         self.phases.clear();
+        let mut typist = None;
+        let mut steps = script.iter();
+        let mut next = steps.next();
+        let mut seen_upto = 0;
         while start.elapsed() < within {
             let text = console(&serial);
+            if let Some((seen, typed)) = next {
+                if typist.is_none() {
+                    typist = std::os::unix::net::UnixStream::connect(&sock).ok();
+                }
+                if let (Some(t), Some(at)) = (typist.as_mut(), text[seen_upto..].find(seen)) {
+                    use std::io::Write;
+                    seen_upto += at + seen.len();
+                    for b in typed.bytes() {
+                        // U-Boot's console drops keys typed faster than it reads
+                        t.write_all(&[b]).unwrap();
+                        std::thread::sleep(Duration::from_millis(15));
+                    }
+                    next = steps.next();
+                }
+            }
             for (name, needle) in MILESTONES {
                 if !self.phases.iter().any(|(n, _)| *n == name) && text.contains(needle) {
                     self.phases.push((name, start.elapsed()));
@@ -409,6 +477,41 @@ echo "PXE-SIDECAR-E2E mac=$mac root=$root etc=$etc usr=$usr tmp=$tmp runtmp=$run
             );
         }
         dir.to_path_buf()
+    }
+
+    /// Debian 12's arm64 cloud kernel (an uncompressed Image U-Boot's
+    /// `booti` starts), downloaded once with apt's state kept private;
+    /// returns its path.
+    pub fn arm64_kernel() -> PathBuf {
+        static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = Path::new("/var/cache/pxe-sidecar-tests/arm64-kernel");
+        let kernel = dir.join("vmlinuz");
+        if kernel.exists() {
+            return kernel;
+        }
+        let script = r#"set -e
+d="$1"; rm -rf "$d/apt" "$d/x"; mkdir -p "$d/apt/lists/partial" "$d/apt/cache/archives/partial" "$d/x"
+echo "deb http://deb.debian.org/debian bookworm main" > "$d/apt/sources.list"; : > "$d/apt/status"
+A="-oDir::Etc::SourceList=$d/apt/sources.list -oDir::Etc::SourceParts=/dev/null -oDir::State::Lists=$d/apt/lists -oDir::State::status=$d/apt/status -oDir::Cache=$d/apt/cache -oAPT::Architectures::= -oAPT::Architectures::=arm64"
+apt-get $A -q update >&2
+pkg=$(apt-cache $A depends linux-image-cloud-arm64:arm64 | sed -n 's/.*Depends: \(linux-image-[^ ]*\).*/\1/p' | head -1)
+cd "$d/apt" && apt-get $A -q download "$pkg" >&2
+dpkg-deb -x "$d"/apt/linux-image-*.deb "$d/x"
+cp "$d"/x/boot/vmlinuz-* "$d/vmlinuz.part" && mv "$d/vmlinuz.part" "$d/vmlinuz"
+rm -rf "$d/apt" "$d/x""#;
+        std::fs::create_dir_all(dir).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && kernel.exists(),
+            "downloading Debian's arm64 kernel: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        kernel
     }
 
     /// pxe-sidecar's config serving this tree; `extra` is appended.
