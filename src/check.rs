@@ -93,6 +93,8 @@ pub fn run(file: Option<&Path>, overrides: &[(&str, String)]) -> Vec<Step> {
     }
     steps.extend(boot_files(&cfg, &tree));
     steps.extend(pxelinux_config(&tree));
+    steps.extend(uboot(&cfg, &tree, server));
+    steps.extend(raspberry_pi(&cfg, &tree));
     steps.extend(nfs_root(&cfg, server));
     steps.extend(firewall());
     steps
@@ -550,6 +552,81 @@ fn pxelinux_config(tree: &Tree) -> Vec<Step> {
                     format!("fix the path in {name} (a typo?) or copy the file there"),
                 ),
             }
+        })
+        .collect()
+}
+
+/// `[uboot]`: the files default-arm names, and what a stock U-Boot needs
+/// on the board to follow us at all.
+fn uboot(cfg: &Config, tree: &Tree, server: Option<std::net::Ipv4Addr>) -> Vec<Step> {
+    let u = &cfg.uboot;
+    if u.kernel.is_empty() {
+        return Vec::new();
+    }
+    let mut steps: Vec<Step> = [&u.kernel, &u.initrd, &u.fdt]
+        .into_iter()
+        .filter(|f| !f.is_empty())
+        .map(|f| {
+            let step = format!("{} names {f}", crate::files::UBOOT_CONFIG);
+            match tree.resolve(f) {
+                Ok((_, src)) => pass(&step, describe(&src)),
+                Err(_) => fail(
+                    &step,
+                    "not found under the TFTP root",
+                    "fix the path under [uboot] or copy the file there",
+                ),
+            }
+        })
+        .collect();
+    let ip = server.map_or_else(|| "THIS-SERVER".to_string(), |i| i.to_string());
+    steps.push(pass("U-Boot boards", crate::proxy::uboot_advice(ip)));
+    steps
+}
+
+/// `[rpi]`: the shared and per-serial directories a Pi reads, with what it
+/// reads first there.
+fn raspberry_pi(cfg: &Config, tree: &Tree) -> Vec<Step> {
+    let rpi = &cfg.rpi;
+    let mut dirs: Vec<(String, &str)> = vec![("[rpi] dir".into(), rpi.dir.as_str())];
+    dirs.extend(
+        rpi.serials
+            .iter()
+            .map(|(k, d)| (format!("[rpi] serial {k}"), d.as_str())),
+    );
+    let root = tree.configured_root();
+    // no Pi files and no serials: this site boots no Pi, say nothing
+    if rpi.serials.is_empty() && !root.join(&rpi.dir).is_dir() {
+        return Vec::new();
+    }
+    dirs.into_iter()
+        .map(|(step, d)| {
+            let dir = root.join(d);
+            let has = |f: &str| dir.join(f).is_file();
+            if !dir.is_dir() {
+                return fail(
+                    &step,
+                    format!("{} does not exist", dir.display()),
+                    "copy a Pi boot partition there (`pxe-sidecar rootfs prepare` on a Raspberry Pi OS tree prints the cmdline.txt to use)",
+                );
+            }
+            let cmdline = std::fs::read_to_string(dir.join("cmdline.txt")).unwrap_or_default();
+            let root_arg = cmdline
+                .split_whitespace()
+                .find(|w| w.starts_with("root="))
+                .unwrap_or("no root=");
+            let boards = match (has("start4.elf"), has("config.txt")) {
+                (true, true) => "Pi 4 (start4.elf) and Pi 5 (config.txt)",
+                (false, true) => "Pi 5 (config.txt); a Pi 4 also needs start4.elf and fixup4.dat",
+                _ => "",
+            };
+            if boards.is_empty() || !has("cmdline.txt") {
+                return fail(
+                    &step,
+                    format!("{} lacks config.txt or cmdline.txt", dir.display()),
+                    "copy a Pi boot partition there (firmware, config.txt, cmdline.txt, kernel, DTBs)",
+                );
+            }
+            pass(&step, format!("{}: boots {boards}; cmdline.txt {root_arg}", dir.display()))
         })
         .collect()
 }

@@ -849,7 +849,7 @@ pub fn describe_reply(req: &Request, reply: &Reply, server: Ipv4Addr) -> String 
 /// address (net/bootp.c); only a build with CONFIG_SERVERIP_FROM_PROXYDHCP
 /// reads a proxy's siaddr. Debian's u-boot-qemu 2023.01 takes the router's
 /// offer and TFTPs from the router's siaddr (seen in tests/e2e.rs).
-pub fn uboot_advice(server: Ipv4Addr) -> String {
+pub fn uboot_advice(server: impl fmt::Display) -> String {
     format!(
         "U-Boot reads a proxy's offer only when built with CONFIG_SERVERIP_FROM_PROXYDHCP; otherwise it takes its TFTP server from the router's offer and `pxe get` fails with \"Retry count exceeded\". On the board, once: setenv autoload no; setenv bootcmd 'dhcp; setenv serverip {server}; pxe get && pxe boot'; saveenv"
     )

@@ -94,13 +94,18 @@ pub enum Family {
     Bios,
     Uefi,
     Ipxe,
+    UBoot,
+    /// A Raspberry Pi bootloader: it tests optional files by asking.
+    RaspberryPi,
 }
 
 impl Family {
-    pub fn of(arch: Arch, ipxe: bool) -> Family {
+    pub fn of(arch: Arch, ipxe: bool, pi: bool) -> Family {
         match arch {
+            _ if pi => Family::RaspberryPi,
             _ if ipxe => Family::Ipxe,
-            Arch::Bios | Arch::UBootArm32 | Arch::UBootArm64 | Arch::Other(_) => Family::Bios,
+            Arch::UBootArm32 | Arch::UBootArm64 => Family::UBoot,
+            Arch::Bios | Arch::Other(_) => Family::Bios,
             _ => Family::Uefi,
         }
     }
@@ -111,6 +116,10 @@ impl Family {
             Family::Bios => "PXE-T01: File not found",
             Family::Uefi => "PXE-E23: Client received TFTP error from server",
             Family::Ipxe => "No such file or directory",
+            Family::UBoot => "TFTP error: 'File not found' (1)",
+            Family::RaspberryPi => {
+                "nothing if the file is optional (the bootloader asks to find out); without start4.elf (Pi 4) or config.txt (Pi 5) it stops"
+            }
         }
     }
 }
@@ -403,12 +412,14 @@ mod tests {
     #[test]
     fn each_firmware_family_names_its_own_error() {
         assert_eq!(
-            Family::of(Arch::Bios, false).shows_not_found(),
+            Family::of(Arch::Bios, false, false).shows_not_found(),
             "PXE-T01: File not found"
         );
-        assert_eq!(Family::of(Arch::EfiX64(7), false), Family::Uefi);
-        assert_eq!(Family::of(Arch::EfiArm64, false), Family::Uefi);
-        assert_eq!(Family::of(Arch::Bios, true), Family::Ipxe);
+        assert_eq!(Family::of(Arch::EfiX64(7), false, false), Family::Uefi);
+        assert_eq!(Family::of(Arch::EfiArm64, false, false), Family::Uefi);
+        assert_eq!(Family::of(Arch::Bios, true, false), Family::Ipxe);
+        assert_eq!(Family::of(Arch::UBootArm64, false, false), Family::UBoot);
+        assert_eq!(Family::of(Arch::Bios, false, true), Family::RaspberryPi);
         assert!(Family::Uefi.shows_not_found().starts_with("PXE-E23"));
     }
 

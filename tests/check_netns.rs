@@ -207,3 +207,66 @@ fn grub_older_than_2_12_is_named_as_the_proxy_trap() {
     let (_, text) = check(&lan, "[boot]\nefi64 = \"snponly.efi\"\n", &[]);
     assert!(text.contains("snponly.efi: warning: unsigned"), "{text}");
 }
+
+/// ARM boards: `[uboot]`'s files and the board-side line a stock U-Boot
+/// needs; `[rpi]` directories, a serial's missing one failing with its fix.
+#[test]
+fn arm_boards_are_checked_with_their_board_side_advice() {
+    if !root_or_skip("arm_boards_are_checked_with_their_board_side_advice") {
+        return;
+    }
+    let lan = Lan::new(&[HOST]);
+    let root = lan.path("root");
+    std::fs::create_dir_all(root.join("arm64")).unwrap();
+    std::fs::create_dir_all(root.join("rpi")).unwrap();
+    std::fs::write(root.join("arm64/Image"), b"kernel").unwrap();
+    for (f, body) in [
+        ("config.txt", "arm_64bit=1\n"),
+        (
+            "cmdline.txt",
+            "root=/dev/nfs nfsroot=10.77.0.2:/srv/pi,vers=3 ip=dhcp\n",
+        ),
+        ("start4.elf", "fw"),
+    ] {
+        std::fs::write(root.join("rpi").join(f), body).unwrap();
+    }
+    let base = format!(
+        "[tftp]\nroot = \"{}\"\n[uboot]\nkernel = \"arm64/Image\"\nfdt = \"arm64/board.dtb\"\n",
+        root.display()
+    );
+    let (o, text) = check(&lan, &base, &[]);
+    assert!(!o.status.success(), "{text}");
+    for needle in [
+        "✓ pxelinux.cfg/default-arm names arm64/Image",
+        "✗ pxelinux.cfg/default-arm names arm64/board.dtb: not found under the TFTP root",
+        "✓ U-Boot boards: U-Boot reads a proxy's offer only when built with CONFIG_SERVERIP_FROM_PROXYDHCP",
+        "setenv bootcmd 'dhcp; setenv serverip 10.77.0.2; pxe get && pxe boot'; saveenv",
+        "boots Pi 4 (start4.elf) and Pi 5 (config.txt); cmdline.txt root=/dev/nfs",
+    ] {
+        assert!(text.contains(needle), "check lacks {needle:?}:\n{text}");
+    }
+    let (o, text) = check(
+        &lan,
+        &format!(
+            "[tftp]\nroot = \"{}\"\n[rpi.serials]\n\"6aee7243\" = \"rpi/kitchen\"\n",
+            root.display()
+        ),
+        &[],
+    );
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("✗ [rpi] serial 6aee7243: ") && text.contains("rpi/kitchen does not exist"),
+        "{text}"
+    );
+    // a bad serial is a config error naming the key
+    let (o, text) = check(
+        &lan,
+        &format!(
+            "[tftp]\nroot = \"{}\"\n[rpi.serials]\n\"kitchen\" = \"rpi/kitchen\"\n",
+            root.display()
+        ),
+        &[],
+    );
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("rpi.serials.kitchen"), "{text}");
+}

@@ -535,7 +535,9 @@ fn arm64_uefi_reaches_grub_and_its_kernel_with_zero_boot_config() {
 /// offer has no address and U-Boot's DHCP drops those, so it TFTPs from
 /// the router and fails. Our log names that and the one line to type on the
 /// board; typed at its console, the same boot reaches our generated
-/// pxelinux.cfg/default-arm and starts Debian's arm64 kernel.
+/// pxelinux.cfg/default-arm and starts Debian's arm64 kernel. (The line's
+/// `saveenv` ends in "Flash buffer write timeout" on qemu's emulated flash,
+/// so the setting holds for the boot at hand only; on a board it persists.)
 #[test]
 fn uboot_behind_the_router_needs_one_board_setting_and_then_boots() {
     if !root_or_skip("uboot_behind_the_router_needs_one_board_setting_and_then_boots") {
@@ -556,13 +558,23 @@ fn uboot_behind_the_router_needs_one_board_setting_and_then_boots() {
         )
     });
     // As shipped: the named error, on the console and in our log.
+    // E2E_SAVE_PCAPS=DIR keeps its DHCP (pcaps/qemu-uboot-arm64.pcap).
     let failed = "Retry count exceeded";
+    let save = std::env::var_os("E2E_SAVE_PCAPS");
+    let pcap = rig.lan.path("uboot.pcap");
+    if save.is_some() {
+        rig.capture("tcpdump", &pcap, &["udp port 67 or udp port 68"]);
+    }
     let con = rig.boot(
         Firmware::UBootArm64,
         GUEST_MAC,
         failed,
         Duration::from_secs(300),
     );
+    if let Some(dir) = save {
+        rig.lan.stop("tcpdump");
+        std::fs::copy(&pcap, Path::new(&dir).join("qemu-uboot-arm64.pcap")).unwrap();
+    }
     let log = rig.log();
     assert!(con.contains(failed), "console:\n{con}\nlog:\n{log}");
     assert!(

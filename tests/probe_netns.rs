@@ -308,3 +308,44 @@ fn an_external_base_url_serves_kernel_and_initrd() {
     let text = std::fs::read_to_string(&server_log).unwrap();
     assert!(!text.contains("HTTP GET /debian/vmlinuz"), "{text}");
 }
+
+/// `probe --arch uboot` plays U-Boot's `dhcp` (arch 22, `U-Boot.armv8`):
+/// it takes the router's offer, so the probe fails with the board-side line,
+/// then follows `pxe get` against us as the board would once told our
+/// address: pxelinux.cfg/default-arm and the files it names.
+#[test]
+fn probe_as_uboot_names_the_board_setting_and_follows_default_arm() {
+    if !root_or_skip("probe_as_uboot_names_the_board_setting_and_follows_default_arm") {
+        return;
+    }
+    let mut lan = lan_with_router();
+    let root = lan.path("tftp");
+    std::fs::create_dir_all(root.join("arm64")).unwrap();
+    std::fs::write(root.join("arm64/Image"), vec![7u8; 4000]).unwrap();
+    std::fs::write(root.join("arm64/initrd.img"), vec![8u8; 2000]).unwrap();
+    let cfg = format!(
+        "[nfs]\nenabled = false\n[tftp]\nroot = \"{}\"\n[uboot]\nkernel = \"arm64/Image\"\ninitrd = \"arm64/initrd.img\"\nappend = \"console=ttyAMA0\"\n",
+        root.display()
+    );
+    let (log, _) = start_server(&mut lan, "pxe", &cfg, &[]);
+    let (ok, out) = probe(&lan, "uboot");
+    assert!(!ok, "a stock U-Boot cannot follow the proxy:\n{out}");
+    for needle in [
+        "(U-Boot.armv8, arch 22 ARM64 U-Boot)",
+        "U-Boot takes 10.77.0.1's offer (address 10.77.0.",
+        "✗ the proxy offer from 10.77.0.2 has no address: U-Boot reads a proxy's offer only when built with CONFIG_SERVERIP_FROM_PROXYDHCP",
+        "setenv serverip 10.77.0.2; pxe get && pxe boot'; saveenv",
+        "U-Boot would use pxelinux.cfg/default-arm",
+        "TFTP arm64/Image from 10.77.0.2: 4000 bytes",
+        "TFTP arm64/initrd.img from 10.77.0.2: 2000 bytes",
+    ] {
+        assert!(out.contains(needle), "probe lacks {needle:?}:\n{out}");
+    }
+    let text = wait_for_log(&log, "sent arm64/initrd.img", Duration::from_secs(5));
+    assert!(
+        text.contains(
+            "DHCPDISCOVER from 02:00:00:00:00:50 to port 67 (U-Boot.armv8, arch 22 ARM64 U-Boot)"
+        ),
+        "{text}"
+    );
+}

@@ -62,8 +62,10 @@ impl Server {
         )?;
         let send = decision.send(&facts);
         if let Ok((req, Ok(_))) = &decision.outcome {
-            self.clients
-                .answered(req.mac, crate::pxe::Family::of(req.arch, req.is_ipxe()));
+            self.clients.answered(
+                req.mac,
+                crate::pxe::Family::of(req.arch, req.is_ipxe(), req.pi.is_some()),
+            );
         }
         Ok(Processed {
             decision,

@@ -47,6 +47,9 @@ pub enum ProbeArch {
     /// ARM64 UEFI HTTP boot (arch 19).
     #[value(name = "http-arm64", alias = "19")]
     HttpArm64,
+    /// U-Boot's `dhcp` and `pxe get` on arm64 (arch 22).
+    #[value(alias = "22")]
+    Uboot,
     /// Raspberry Pi 4's EEPROM bootloader (arch 0, `Raspberry Pi Boot`).
     Rpi4,
     /// Raspberry Pi 5's EEPROM bootloader.
@@ -62,6 +65,7 @@ impl ProbeArch {
             ProbeArch::Arm64 => 11,
             ProbeArch::Http => 16,
             ProbeArch::HttpArm64 => 19,
+            ProbeArch::Uboot => 22,
         }
     }
 
@@ -80,6 +84,10 @@ impl ProbeArch {
     fn vendor_class(self) -> String {
         if self.pi().is_some() {
             return "PXEClient:Arch:00000:UNDI:002001".into();
+        }
+        if self == ProbeArch::Uboot {
+            // CONFIG_BOOTP_VCI_STRING of arm64 builds
+            return "U-Boot.armv8".into();
         }
         let kind = if self.is_http() {
             "HTTPClient"
@@ -264,6 +272,18 @@ pub fn run(
         rpi::follow(&mut p, own_ip, &offers, family, mac);
         return Ok(p);
     }
+    if arch == ProbeArch::Uboot {
+        match own_ip {
+            Some(own_ip) => uboot(&mut p, own_ip, &offers, mac),
+            None => p.note(
+                false,
+                format!(
+                    "{iface_name} has no IPv4 address: the probe stops before TFTP (give it one)"
+                ),
+            ),
+        }
+        return Ok(p);
+    }
     let proxy = offers.iter().find(|o| o.pxe);
     let Some(boot_server) = proxy.map(|o| o.server) else {
         p.note(false, verdict::NO_PXE_OFFER);
@@ -315,7 +335,7 @@ pub fn run(
         return Ok(p);
     }
     match verdict::next_stage(&file) {
-        Next::Pxelinux => pxelinux_search(&mut p, own_ip, tftp_server, &file, mac),
+        Next::Pxelinux => pxelinux_search(&mut p, own_ip, tftp_server, &file, mac, false),
         Next::Ipxe => {
             let who = Asker { ipxe: true, ..who };
             let offers = discover(&iface, who, xid.wrapping_add(2), wait)?;
@@ -645,16 +665,67 @@ fn tftp_failed(p: &mut Probe, server: Ipv4Addr, file: &str, fail: TftpFail) {
     p.note(false, verdict::tftp_failure(server, file, &fail));
 }
 
+/// U-Boot's `dhcp`: the first offer with an address wins and names the TFTP
+/// server (siaddr); an offer without one is dropped (net/bootp.c). Then its
+/// `pxe get` search, against us once the board is told our address.
+fn uboot(p: &mut Probe, own_ip: Ipv4Addr, offers: &[Offer], mac: Mac) {
+    let Some(taken) = offers.iter().find(|o| !o.yiaddr.is_unspecified()) else {
+        p.note(
+            false,
+            "no offer with an address: U-Boot's dhcp retries, then fails",
+        );
+        return;
+    };
+    let router_tftp = taken.tftp_server();
+    p.note(
+        true,
+        format!(
+            "U-Boot takes {}'s offer (address {}); its TFTP server is {router_tftp}",
+            taken.server, taken.yiaddr
+        ),
+    );
+    let ours = offers
+        .iter()
+        .find(|o| o.pxe && o.yiaddr.is_unspecified())
+        .map(|o| o.tftp_server());
+    let server = match ours {
+        Some(ours) if ours != router_tftp => {
+            p.note(
+                false,
+                format!(
+                    "the proxy offer from {ours} has no address: {}",
+                    crate::proxy::uboot_advice(ours)
+                ),
+            );
+            p.note(
+                true,
+                format!("with serverip {ours} set on the board, `pxe get` asks {ours}:"),
+            );
+            ours
+        }
+        _ => router_tftp,
+    };
+    pxelinux_search(p, own_ip, server, "", mac, true);
+}
+
 /// pxelinux's config search (`verdict::pxelinux_search`), then the files
 /// the first config found loads, then its NFS root.
-fn pxelinux_search(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, loader: &str, mac: Mac) {
+fn pxelinux_search(
+    p: &mut Probe,
+    own_ip: Ipv4Addr,
+    server: Ipv4Addr,
+    loader: &str,
+    mac: Mac,
+    uboot: bool,
+) {
     let dir = loader
         .rsplit_once('/')
         .map_or(String::new(), |(d, _)| format!("{d}/"));
-    for path in verdict::pxelinux_search(loader, mac, own_ip) {
+    let who = if uboot { "U-Boot" } else { "pxelinux" };
+    for path in verdict::pxelinux_search(loader, mac, own_ip, uboot) {
         match tftp_text(own_ip, server, &path) {
             Ok(text) => {
-                p.note(true, format!("pxelinux would use {path}"));
+                p.note(true, format!("{who} would use {path}"));
                 let (named, nfsroot) = verdict::pxelinux_loads(&text);
                 if named.is_empty() {
                     p.note(
@@ -677,7 +748,14 @@ fn pxelinux_search(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, loader: &s
             }
         }
     }
-    p.note(false, format!("no pxelinux config found: pxelinux stops at the boot: prompt ({dir}pxelinux.cfg/default is missing)"));
+    p.note(
+        false,
+        if uboot {
+            format!("no pxelinux.cfg file found: U-Boot's `pxe get` fails (set [uboot] kernel to have {dir}pxelinux.cfg/default-arm generated)")
+        } else {
+            format!("no pxelinux config found: pxelinux stops at the boot: prompt ({dir}pxelinux.cfg/default is missing)")
+        },
+    );
 }
 
 /// The NFS step of an `nfsroot=server:/path[,options]` kernel line, as

@@ -151,8 +151,9 @@ pub fn grub_uri(path: &str) -> String {
 
 /// The names pxelinux tries, in order (syslinux doc/pxelinux.txt): 01-MAC,
 /// the client's IP in hex shortened one digit at a time, then `default`;
-/// in `pxelinux.cfg/` beside the loader.
-pub fn pxelinux_search(loader: &str, mac: Mac, ip: Ipv4Addr) -> Vec<String> {
+/// in `pxelinux.cfg/` beside the loader. U-Boot's `pxe get` tries the same,
+/// with `default-arm` (its CONFIG_SYS_ARCH) before `default`.
+pub fn pxelinux_search(loader: &str, mac: Mac, ip: Ipv4Addr, uboot: bool) -> Vec<String> {
     let dir = loader
         .rsplit_once('/')
         .map_or(String::new(), |(d, _)| format!("{d}/"));
@@ -160,6 +161,9 @@ pub fn pxelinux_search(loader: &str, mac: Mac, ip: Ipv4Addr) -> Vec<String> {
     let hex = format!("{:08X}", u32::from(ip));
     for n in (1..=8).rev() {
         names.push(hex[..n].to_string());
+    }
+    if uboot {
+        names.push("default-arm".into());
     }
     names.push("default".into());
     names
@@ -176,7 +180,7 @@ pub fn pxelinux_loads(config: &str) -> (Vec<String>, Option<String>) {
     for line in config.lines() {
         let mut w = line.split_whitespace();
         match w.next().map(str::to_ascii_uppercase).as_deref() {
-            Some("KERNEL" | "LINUX" | "INITRD") => named.extend(
+            Some("KERNEL" | "LINUX" | "INITRD" | "FDT") => named.extend(
                 w.next()
                     .filter(|f| !f.ends_with(".c32"))
                     .map(str::to_string),
@@ -271,6 +275,7 @@ mod tests {
             "bios/pxelinux.0",
             Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]),
             Ipv4Addr::new(192, 0, 2, 91),
+            false,
         );
         assert_eq!(
             names.first().unwrap(),
@@ -281,9 +286,12 @@ mod tests {
         assert_eq!(names.last().unwrap(), "bios/pxelinux.cfg/default");
         assert_eq!(names.len(), 10);
         assert_eq!(
-            pxelinux_search("pxelinux.0", Mac([0; 6]), Ipv4Addr::UNSPECIFIED)[9],
+            pxelinux_search("pxelinux.0", Mac([0; 6]), Ipv4Addr::UNSPECIFIED, false)[9],
             "pxelinux.cfg/default"
         );
+        // U-Boot's `pxe get`: its architecture's default first
+        let u = pxelinux_search("", Mac([0; 6]), Ipv4Addr::UNSPECIFIED, true);
+        assert_eq!(u[9..], ["pxelinux.cfg/default-arm", "pxelinux.cfg/default"]);
     }
 
     #[test]

@@ -237,16 +237,28 @@ impl Rig {
                 .map(String::from)
                 .to_vec()
             }
-            Firmware::UBootArm64 => [
-                "-machine",
-                "virt",
-                "-cpu",
-                "cortex-a57",
-                "-bios",
-                "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
-            ]
-            .map(String::from)
-            .to_vec(),
+            Firmware::UBootArm64 => {
+                // a writable second flash bank, where U-Boot keeps its
+                // environment: the board line's `saveenv` writes there
+                let env = self.lan.path("uboot-env.fd");
+                if !env.exists() {
+                    let f = std::fs::File::create(&env).unwrap();
+                    f.set_len(64 << 20).unwrap();
+                }
+                let env = format!("if=pflash,format=raw,unit=1,file={}", env.display());
+                [
+                    "-machine",
+                    "virt",
+                    "-cpu",
+                    "cortex-a57",
+                    "-bios",
+                    "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
+                    "-drive",
+                    &env,
+                ]
+                .map(String::from)
+                .to_vec()
+            }
         };
         args.extend(machine.iter().map(String::as_str));
         args.extend_from_slice(&["-device", &nic]);
@@ -273,6 +285,14 @@ impl Rig {
             if let Some((seen, typed)) = next {
                 if typist.is_none() {
                     typist = std::os::unix::net::UnixStream::connect(&sock).ok();
+                    // qemu sends the console to the socket one byte per
+                    // write: unread, those fill its buffer after a few
+                    // hundred and the guest's output (and the log) stall
+                    if let Some(mut r) = typist.as_ref().and_then(|t| t.try_clone().ok()) {
+                        std::thread::spawn(move || {
+                            std::io::copy(&mut r, &mut std::io::sink()).ok();
+                        });
+                    }
                 }
                 if let (Some(t), Some(at)) = (typist.as_mut(), text[seen_upto..].find(seen)) {
                     use std::io::Write;
