@@ -567,7 +567,7 @@ fn uboot(cfg: &Config, tree: &Tree, server: Option<std::net::Ipv4Addr>) -> Vec<S
         .into_iter()
         .filter(|f| !f.is_empty())
         .map(|f| {
-            let step = format!("{} names {f}", crate::files::UBOOT_CONFIG);
+            let step = format!("{} names {f}", crate::pxe::UBOOT_CONFIG);
             match tree.resolve(f) {
                 Ok((_, src)) => pass(&step, describe(&src)),
                 Err(_) => fail(

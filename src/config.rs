@@ -868,44 +868,19 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
     let px = &raw.pxelinux;
-    for (key, v) in [
-        ("pxelinux.kernel", &px.kernel),
-        ("pxelinux.initrd", &px.initrd),
-    ] {
-        if !v.is_empty() {
-            check_file_name(key, v)?;
-        }
-    }
-    if px.append.contains('\n') {
-        return Err(invalid("pxelinux.append", &px.append, "must be one line"));
-    }
-    if px.kernel.is_empty() && !px.initrd.is_empty() {
-        return Err(invalid(
-            "pxelinux.kernel",
-            "",
-            "an initrd is set but no kernel",
-        ));
-    }
+    check_boot_entry(
+        "pxelinux",
+        &px.kernel,
+        &[("initrd", &px.initrd)],
+        &px.append,
+    )?;
     let ub = &raw.uboot;
-    for (key, v) in [
-        ("uboot.kernel", &ub.kernel),
-        ("uboot.initrd", &ub.initrd),
-        ("uboot.fdt", &ub.fdt),
-    ] {
-        if !v.is_empty() {
-            check_file_name(key, v)?;
-        }
-    }
-    if ub.append.contains('\n') {
-        return Err(invalid("uboot.append", &ub.append, "must be one line"));
-    }
-    if ub.kernel.is_empty() && !(ub.initrd.is_empty() && ub.fdt.is_empty()) {
-        return Err(invalid(
-            "uboot.kernel",
-            "",
-            "an initrd or fdt is set but no kernel",
-        ));
-    }
+    check_boot_entry(
+        "uboot",
+        &ub.kernel,
+        &[("initrd", &ub.initrd), ("fdt", &ub.fdt)],
+        &ub.append,
+    )?;
     check_rpi(&raw.rpi)?;
     let relays = raw
         .proxy
@@ -956,17 +931,56 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
+/// A generated config's entry (`[pxelinux]`, `[uboot]`): file names inside
+/// the TFTP root, a one-line `append`, and no file without a kernel.
+fn check_boot_entry(
+    section: &str,
+    kernel: &str,
+    files: &[(&str, &str)],
+    append: &str,
+) -> Result<(), ConfigError> {
+    for (key, v) in std::iter::once(("kernel", kernel)).chain(files.iter().copied()) {
+        if !v.is_empty() {
+            check_file_name(&format!("{section}.{key}"), v)?;
+        }
+    }
+    if append.contains('\n') {
+        return Err(invalid(
+            format!("{section}.append"),
+            append,
+            "must be one line",
+        ));
+    }
+    if let Some((key, _)) = files.iter().find(|(_, v)| !v.is_empty())
+        && kernel.is_empty()
+    {
+        return Err(invalid(
+            format!("{section}.kernel"),
+            "",
+            format!("{key} is set but no kernel"),
+        ));
+    }
+    Ok(())
+}
+
 /// `[rpi]`: directories are names inside the TFTP root; keys are what a Pi
 /// puts before its file names.
 fn check_rpi(rpi: &Rpi) -> Result<(), ConfigError> {
+    // a relative path of plain names: it is joined to the TFTP root
     let dir_ok = |key: &str, d: &str| {
-        crate::files::normalize(d).map(|_| ()).map_err(|e| {
-            invalid(
+        let plain = !d.trim_matches('/').is_empty()
+            && Path::new(d.trim_start_matches('/'))
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if plain {
+            Ok(())
+        } else {
+            Err(invalid(
                 key,
                 d,
-                format!("{e}: a directory inside [tftp] root, like \"rpi\""),
-            )
-        })
+                "a directory inside [tftp] root, like \"rpi\" (no `..`)",
+            ))
+        }
     };
     dir_ok("rpi.dir", &rpi.dir)?;
     for (k, d) in &rpi.serials {

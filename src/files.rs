@@ -424,11 +424,6 @@ impl Tree {
 /// `pxelinux.cfg/default` and the iPXE script named by `[boot] ipxe`, from
 /// `[pxelinux]`. Without a kernel they tell the person at the console what to
 /// configure, instead of leaving a bare `boot:` prompt.
-/// What every ARM U-Boot's `pxe get` asks for after `01-<mac>` and its
-/// address in hex, and before the PCs' `default` (its CONFIG_SYS_ARCH is
-/// `arm` on arm64 too: boot/pxe_utils.c's default paths).
-pub const UBOOT_CONFIG: &str = "pxelinux.cfg/default-arm";
-
 /// U-Boot's pxelinux-style file from `[uboot]`, or, with no kernel set, one
 /// whose menu title says what to configure and which boots locally.
 fn uboot_config(u: &crate::config::UBoot) -> String {
@@ -506,7 +501,7 @@ fn generate(
         Arc::from(pxelinux.into_bytes()),
     );
     out.insert(
-        UBOOT_CONFIG.to_string(),
+        crate::pxe::UBOOT_CONFIG.to_string(),
         Arc::from(uboot_config(&cfg.uboot).into_bytes()),
     );
     if let Some(script) = &cfg.proxy.boot.ipxe {

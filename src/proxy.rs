@@ -825,7 +825,7 @@ pub fn describe_reply(req: &Request, reply: &Reply, server: Ipv4Addr) -> String 
             "{what} to {} at {}: TFTP from {server} for `pxe get` ({}) ({}); {}",
             req.mac,
             reply.dest.addr(),
-            crate::files::UBOOT_CONFIG,
+            crate::pxe::UBOOT_CONFIG,
             reply.boot.reason,
             uboot_advice(server)
         );

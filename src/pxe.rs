@@ -208,6 +208,11 @@ impl fmt::Display for Arch {
     }
 }
 
+/// What every ARM U-Boot's `pxe get` asks for after `01-<mac>` and its
+/// address in hex, and before the PCs' `default` (its CONFIG_SYS_ARCH is
+/// `arm` on arm64 too: boot/pxe_utils.c's default paths).
+pub const UBOOT_CONFIG: &str = "pxelinux.cfg/default-arm";
+
 /// Which kind of network-boot client option 60 announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {

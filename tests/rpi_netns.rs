@@ -20,25 +20,7 @@ const CLIENT: (&str, &str, Option<&str>) = ("client", "02:00:00:00:00:50", Some(
 const BIG: u64 = 70_000_000;
 
 fn probe(lan: &common::netns::Lan, arch: &str, mac: &str) -> (bool, String) {
-    let o = lan.exec(
-        "client",
-        &[
-            env!("CARGO_BIN_EXE_pxe-sidecar"),
-            "probe",
-            "--interface",
-            "eth0",
-            "--arch",
-            arch,
-            "--mac",
-            mac,
-            "--wait",
-            "2",
-        ],
-    );
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
-    )
+    common::netns::probe_with(lan, "client", &["--arch", arch, "--mac", mac])
 }
 
 #[test]

@@ -5,8 +5,9 @@
 
 use std::net::Ipv4Addr;
 
+use super::report::Probe;
+use super::tftp::{tftp_failed, tftp_read};
 use super::verdict::{Offer, TftpFail};
-use super::{Probe, tftp_failed, tftp_read};
 use crate::mac::Mac;
 use crate::rpi::{BOOT_MENU_TEXT, Family};
 

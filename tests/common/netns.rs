@@ -506,19 +506,21 @@ pub fn with_router(hosts: &[(&str, &str, Option<&str>)], range: &str) -> Lan {
 /// `pxe-sidecar probe --arch ARCH` from a host's eth0: whether it passed,
 /// and what it printed.
 pub fn probe(lan: &Lan, host: &str, arch: &str) -> (bool, String) {
-    let o = lan.exec(
-        host,
-        &[
-            env!("CARGO_BIN_EXE_pxe-sidecar"),
-            "probe",
-            "--interface",
-            "eth0",
-            "--arch",
-            arch,
-            "--wait",
-            "2",
-        ],
-    );
+    probe_with(lan, host, &["--arch", arch])
+}
+
+/// `pxe-sidecar probe` from a host's eth0 with `args`.
+pub fn probe_with(lan: &Lan, host: &str, args: &[&str]) -> (bool, String) {
+    let mut cmd = vec![
+        env!("CARGO_BIN_EXE_pxe-sidecar"),
+        "probe",
+        "--interface",
+        "eth0",
+        "--wait",
+        "2",
+    ];
+    cmd.extend_from_slice(args);
+    let o = lan.exec(host, &cmd);
     (
         o.status.success(),
         String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr),
