@@ -40,8 +40,10 @@ pub enum Board {
     /// An EEPROM bootloader whose GUID names the board: the revision code's
     /// type field (bits 4–11, the vendor's "revision codes" table).
     Named(&'static str, Family),
-    /// The Pi 3B boot ROM (its constant GUID).
-    Pi3Rom,
+    /// A boot ROM in the SoC (Pi 3B, 3B+; Pi 2 with bootcode.bin): the
+    /// Foundation's first OUI, b8:27:eb, which no EEPROM board carries.
+    /// `spaces`: the 3B's constant GUID, and its menu-text length bug.
+    Pi3Rom { spaces: bool },
     /// A Pi by its OUI only (old GUID format or `DHCP_OPTION97` changed).
     Unnamed,
 }
@@ -75,18 +77,19 @@ pub struct Pi {
 
 impl Pi {
     /// The Pi 3B ROM miscounts the menu text's length and needs three
-    /// trailing spaces (the vendor's page, "Raspberry Pi Boot string").
+    /// trailing spaces (the vendor's page, "Raspberry Pi Boot string";
+    /// fixed in the 3B+).
     pub fn menu_text(&self) -> String {
         match self.board {
-            Board::Pi3Rom => format!("{BOOT_MENU_TEXT}   "),
+            Board::Pi3Rom { spaces: true } => format!("{BOOT_MENU_TEXT}   "),
             _ => BOOT_MENU_TEXT.to_string(),
         }
     }
 
-    /// The Pi 3 ROMs read the TFTP server from the DHCP server's offer and
-    /// ignore a proxy's (raspberrypi/firmware issue #1265): say so.
+    /// The SoC boot ROMs read the TFTP server from the DHCP server's offer
+    /// and ignore a proxy's (raspberrypi/firmware issue #1265): say so.
     pub fn takes_tftp_from_router(&self) -> bool {
-        self.board == Board::Pi3Rom
+        matches!(self.board, Board::Pi3Rom { .. })
     }
 
     /// Option 43 as dnsmasq's `pxe-service=0,"Raspberry Pi Boot"` sends it:
@@ -105,7 +108,7 @@ impl fmt::Display for Pi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.board {
             Board::Named(name, _) => f.write_str(name)?,
-            Board::Pi3Rom => f.write_str("Raspberry Pi 3 boot ROM")?,
+            Board::Pi3Rom { .. } => f.write_str("Raspberry Pi 3 boot ROM")?,
             Board::Unnamed => f.write_str("Raspberry Pi")?,
         }
         if let Some(s) = &self.serial {
@@ -147,6 +150,7 @@ pub fn recognise(mac: Mac, arch: u16, guid: Option<&[u8]>) -> Option<Pi> {
     }
     let body = guid.filter(|g| g.len() == 17 && g[0] == 0).map(|g| &g[1..]);
     let oui = OUIS.iter().any(|o| mac.0[..3] == o[..]);
+    let rom = mac.0[..3] == OUIS[0];
     match body {
         // RPi4 + board revision + MAC's low 4 bytes + serial (all LE)
         Some(b) if b[..4] == GUID_MAGIC => {
@@ -158,16 +162,25 @@ pub fn recognise(mac: Mac, arch: u16, guid: Option<&[u8]>) -> Option<Pi> {
             })
         }
         Some(b) if oui && b == PI3_ROM_GUID => Some(Pi {
-            board: Board::Pi3Rom,
+            board: Board::Pi3Rom { spaces: true },
             serial: None,
         }),
-        // the older format (DHCP_OPTION97=0): the serial four times
+        // the serial four times: the 3B+ ROM, and the EEPROM bootloader
+        // with DHCP_OPTION97=0
         Some(b) if oui && b[..4] == b[4..8] && b[..8] == b[8..16] => Some(Pi {
-            board: Board::Unnamed,
+            board: if rom {
+                Board::Pi3Rom { spaces: false }
+            } else {
+                Board::Unnamed
+            },
             serial: Some(format!("{:08x}", le32(b))),
         }),
         _ if oui => Some(Pi {
-            board: Board::Unnamed,
+            board: if rom {
+                Board::Pi3Rom { spaces: false }
+            } else {
+                Board::Unnamed
+            },
             serial: None,
         }),
         _ => None,
@@ -228,6 +241,16 @@ mod tests {
         let pi3 = recognise(Mac([0xb8, 0x27, 0xeb, 0x28, 0xf6, 0x6d]), 0, Some(&g)).unwrap();
         assert_eq!(pi3.menu_text(), "Raspberry Pi Boot   ");
         assert!(pi3.takes_tftp_from_router());
+        // a 3B+ (serial GUID, the ROM's OUI): exact text, same warning
+        let mut g = vec![0];
+        for _ in 0..4 {
+            g.extend_from_slice(&[0x61, 0x9c, 0xaf, 0x2c]);
+        }
+        let pi3p = recognise(Mac([0xb8, 0x27, 0xeb, 1, 2, 3]), 0, Some(&g)).unwrap();
+        assert_eq!(pi3p.to_string(), "Raspberry Pi 3 boot ROM serial 2caf9c61");
+        assert_eq!(pi3p.menu_text(), "Raspberry Pi Boot");
+        assert!(pi3p.takes_tftp_from_router());
+        assert!(!pi.takes_tftp_from_router());
         // a PC's GUID at arch 0 stays a PC
         let pc = Mac([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
         assert_eq!(recognise(pc, 0, Some(&g)), None);
