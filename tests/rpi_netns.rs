@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::netns::{root_or_skip, start_server, status, wait_for_log};
+use common::netns::{root_or_skip, start_dnsmasq, start_server, status, wait_for_log};
 
 const ROUTER: (&str, &str, Option<&str>) = ("router", "02:00:00:00:00:01", Some("10.77.0.1/24"));
 const PXE: (&str, &str, Option<&str>) = ("pxe", "02:00:00:00:00:02", Some("10.77.0.2/24"));
@@ -117,4 +117,52 @@ fn pi4_and_pi5_boot_files_come_from_their_directories() {
         "{timeline}"
     );
     assert!(!timeline.contains("arch 0 BIOS"), "{timeline}");
+}
+
+/// The anchor: dnsmasq in proxy mode set up as the vendor's tutorial says
+/// (`pxe-service=0,"Raspberry Pi Boot"`, its TFTP serving the serial's
+/// directory). The probe's Pi must boot from it as from us, so the probe
+/// plays the Pi and not merely our own answers.
+#[test]
+fn the_pi_probe_also_boots_from_dnsmasq_as_the_vendor_sets_it_up() {
+    if !root_or_skip("the_pi_probe_also_boots_from_dnsmasq_as_the_vendor_sets_it_up") {
+        return;
+    }
+    let mut lan = common::netns::with_router(&[ROUTER, PXE, CLIENT], "10.77.0.100,10.77.0.200");
+    let serial = lan.path("tftp/32000050");
+    std::fs::create_dir_all(&serial).unwrap();
+    for (f, body) in [
+        ("start4.elf", &b"fw"[..]),
+        ("fixup4.dat", b"fx"),
+        ("config.txt", b"arm_64bit=1\n"),
+        (
+            "cmdline.txt",
+            b"root=/dev/nfs nfsroot=10.77.0.2:/srv/pi ip=dhcp\n",
+        ),
+        ("kernel8.img", &[9; 4321]),
+    ] {
+        std::fs::write(serial.join(f), body).unwrap();
+    }
+    let root = format!("--tftp-root={}", lan.path("tftp").display());
+    let log = start_dnsmasq(
+        &mut lan,
+        "pxe",
+        &[
+            "--bind-interfaces",
+            "--dhcp-range=10.77.0.0,proxy",
+            "--pxe-service=0,Raspberry Pi Boot",
+            "--enable-tftp",
+            &root,
+        ],
+    );
+    wait_for_log(&log, "proxy on subnet", Duration::from_secs(10));
+    let (ok, out) = probe(&lan, "rpi4", "dc:a6:32:00:00:50");
+    assert!(ok, "{out}");
+    for needle in [
+        "10.77.0.2: menu \"Raspberry Pi Boot\": the Pi takes TFTP from 10.77.0.2",
+        "TFTP 32000050/start4.elf: there (2 bytes by tsize)",
+        "TFTP 32000050/kernel8.img: 4321 bytes",
+    ] {
+        assert!(out.contains(needle), "probe lacks {needle:?}:\n{out}");
+    }
 }
