@@ -18,7 +18,7 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::netns::{Lan, require, wait_for_log};
+use common::netns::{Lan, require, start_dnsmasq_tftp, wait_for_log};
 use common::peak_rss_kib;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -311,28 +311,7 @@ fn main() {
         ],
     );
     wait_for_log(&log, "HTTP listening", Duration::from_secs(10));
-    let log = lan.spawn(
-        "anchor",
-        "dnsmasq",
-        &[
-            "taskset",
-            "-c",
-            "0",
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--port=0",
-            "--user=root",
-            "--enable-tftp",
-            "--interface=eth0",
-            "--bind-interfaces",
-            &format!("--tftp-root={root_s}"),
-            "--log-facility=-",
-            "--tftp-max=1000",
-            &format!("--pid-file={}", lan.path("dnsmasq.pid").display()),
-        ],
-    );
-    wait_for_log(&log, "TFTP root is", Duration::from_secs(10));
+    start_dnsmasq_tftp(&mut lan, "anchor", &root, 1000);
     let log = lan.spawn(
         "anchor",
         "python",

@@ -19,7 +19,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::netns::{Lan, require, wait_for_log};
+use common::netns::{Lan, require, start_dnsmasq_tftp, wait_for_log};
 use common::{cpu_time, peak_rss_kib};
 
 const CLIENTS: usize = 50;
@@ -279,28 +279,7 @@ fn main() {
     wait_for_log(&log, "TFTP listening", Duration::from_secs(10));
 
     // dnsmasq, TFTP only (no DHCP, no DNS).
-    let log = lan.spawn(
-        "dnsmasq",
-        "dnsmasq",
-        &[
-            "taskset",
-            "-c",
-            "0",
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--conf-file=/dev/null",
-            "--port=0",
-            "--user=root",
-            "--enable-tftp",
-            "--interface=eth0",
-            "--bind-interfaces",
-            &format!("--tftp-root={root_s}"),
-            "--log-facility=-",
-            "--tftp-max=100",
-            &format!("--pid-file={}", lan.path("dnsmasq.pid").display()),
-        ],
-    );
-    wait_for_log(&log, "TFTP root is", Duration::from_secs(10));
+    start_dnsmasq_tftp(&mut lan, "dnsmasq", &root, 100);
 
     // tftpd-hpa --secure (forks per transfer: its RSS is per process).
     lan.spawn(

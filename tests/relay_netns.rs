@@ -35,21 +35,20 @@ fn routed_site() -> (Lan, Lan, Lan) {
     let gw = site.ns("gw");
     far.plug(&gw, "eth1", "02:00:00:85:00:01", "10.85.0.1/24");
     other.plug(&gw, "eth2", "02:00:00:86:00:01", "10.86.0.1/24");
-    let ok = |o: std::process::Output| assert!(o.status.success(), "{o:?}");
-    ok(site.exec("gw", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+    site.exec_ok("gw", &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     for host in ["dhcp", "pxe"] {
         for net in ["10.85.0.0/24", "10.86.0.0/24"] {
-            ok(site.exec(host, &["ip", "route", "add", net, "via", "10.84.0.1"]));
+            site.exec_ok(host, &["ip", "route", "add", net, "via", "10.84.0.1"]);
         }
     }
-    ok(far.exec(
+    far.exec_ok(
         "client",
         &["ip", "route", "add", "default", "via", "10.85.0.1"],
-    ));
-    ok(other.exec(
+    );
+    other.exec_ok(
         "stranger",
         &["ip", "route", "add", "default", "via", "10.86.0.1"],
-    ));
+    );
     let log = start_dnsmasq(
         &mut site,
         "dhcp",

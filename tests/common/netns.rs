@@ -112,20 +112,8 @@ impl Lan {
                 ip: ip.map(|s| s.split('/').next().unwrap().to_string()),
             });
             run(&["ip", "netns", "add", &ns]);
-            let port = format!("p{i}");
-            run(&[
-                "ip", "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            run(&[
-                "ip", "-n", &switch, "link", "set", &port, "master", "br0", "up",
-            ]);
-            run(&["ip", "-n", &ns, "link", "set", "eth0", "address", mac]);
             run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-            run(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-            if let Some(ip) = ip {
-                run(&["ip", "-n", &ns, "addr", "add", ip, "dev", "eth0"]);
-            }
+            lan.wire(&format!("p{i}"), &ns, "eth0", mac, *ip);
         }
         lan
     }
@@ -134,14 +122,19 @@ impl Lan {
     /// on this LAN's bridge: how a router joins two LANs. Deleting either
     /// namespace removes it.
     pub fn plug(&self, ns: &str, ifname: &str, mac: &str, ip: &str) {
-        let port = format!("q{}", ifname);
+        self.wire(&format!("q{ifname}"), ns, ifname, mac, Some(ip));
+    }
+
+    /// A veth pair: `port` on the bridge, `ifname` in namespace `ns` with
+    /// `mac` (and `ip`), both up.
+    fn wire(&self, port: &str, ns: &str, ifname: &str, mac: &str, ip: Option<&str>) {
         run(&[
             "ip",
             "-n",
             &self.switch,
             "link",
             "add",
-            &port,
+            port,
             "type",
             "veth",
             "peer",
@@ -156,14 +149,16 @@ impl Lan {
             &self.switch,
             "link",
             "set",
-            &port,
+            port,
             "master",
             "br0",
             "up",
         ]);
         run(&["ip", "-n", ns, "link", "set", ifname, "address", mac]);
         run(&["ip", "-n", ns, "link", "set", ifname, "up"]);
-        run(&["ip", "-n", ns, "addr", "add", ip, "dev", ifname]);
+        if let Some(ip) = ip {
+            run(&["ip", "-n", ns, "addr", "add", ip, "dev", ifname]);
+        }
     }
 
     /// A tap port on the bridge, for a qemu guest; returns the switch
@@ -218,6 +213,12 @@ impl Lan {
             .env("PXE_SIDECAR_STATUS__SOCKET", self.path("status.sock"))
             .output()
             .unwrap()
+    }
+
+    /// `exec`, for set-up steps that must work (routes, sysctls).
+    pub fn exec_ok(&self, host: &str, cmd: &[&str]) {
+        let o = self.exec(host, cmd);
+        assert!(o.status.success(), "{cmd:?} in {host}: {o:?}");
     }
 
     /// Starts a long-running command inside a host; its output goes to
@@ -413,6 +414,38 @@ pub fn start_dnsmasq(lan: &mut Lan, host: &str, extra: &[&str]) -> PathBuf {
     ];
     args.extend_from_slice(extra);
     lan.spawn(host, &format!("dnsmasq-{host}"), &args)
+}
+
+/// dnsmasq as a TFTP server only (no DHCP, no DNS) on a host's eth0,
+/// pinned to CPU 0 like every server in the benches, serving `root` to at
+/// most `max` transfers at once; returns once it serves.
+pub fn start_dnsmasq_tftp(lan: &mut Lan, host: &str, root: &Path, max: u32) -> PathBuf {
+    let root = format!("--tftp-root={}", root.display());
+    let max = format!("--tftp-max={max}");
+    let pid = format!("--pid-file={}", lan.path("dnsmasq.pid").display());
+    let log = lan.spawn(
+        host,
+        "dnsmasq",
+        &[
+            "taskset",
+            "-c",
+            "0",
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--port=0",
+            "--user=root",
+            "--enable-tftp",
+            "--interface=eth0",
+            "--bind-interfaces",
+            &root,
+            "--log-facility=-",
+            &max,
+            &pid,
+        ],
+    );
+    wait_for_log(&log, "TFTP root is", Duration::from_secs(10));
+    log
 }
 
 /// nfs-ganesha (VFS FSAL, NFSv3 over TCP on 2049, MOUNT on 20048) exporting
