@@ -542,18 +542,21 @@ fn pxelinux_config(tree: &Tree) -> Vec<Step> {
     referenced
         .into_iter()
         .filter(|f| !f.ends_with(".c32"))
-        .map(|f| {
-            let step = format!("{name} names {f}");
-            match tree.resolve(&f) {
-                Ok((_, src)) => pass(&step, describe(&src)),
-                Err(_) => fail(
-                    &step,
-                    "not found under the TFTP root",
-                    format!("fix the path in {name} (a typo?) or copy the file there"),
-                ),
-            }
-        })
+        .map(|f| named_file(tree, name, &f, &format!("fix the path in {name} (a typo?)")))
         .collect()
+}
+
+/// A file a boot config names: served from where, or missing.
+fn named_file(tree: &Tree, config: &str, file: &str, fix: &str) -> Step {
+    let step = format!("{config} names {file}");
+    match tree.resolve(file) {
+        Ok((_, src)) => pass(&step, describe(&src)),
+        Err(_) => fail(
+            &step,
+            "not found under the TFTP root",
+            format!("{fix} or copy the file there"),
+        ),
+    }
 }
 
 /// `[uboot]`: the files default-arm names, and what a stock U-Boot needs
@@ -567,15 +570,12 @@ fn uboot(cfg: &Config, tree: &Tree, server: Option<std::net::Ipv4Addr>) -> Vec<S
         .into_iter()
         .filter(|f| !f.is_empty())
         .map(|f| {
-            let step = format!("{} names {f}", crate::pxe::UBOOT_CONFIG);
-            match tree.resolve(f) {
-                Ok((_, src)) => pass(&step, describe(&src)),
-                Err(_) => fail(
-                    &step,
-                    "not found under the TFTP root",
-                    "fix the path under [uboot] or copy the file there",
-                ),
-            }
+            named_file(
+                tree,
+                crate::pxe::UBOOT_CONFIG,
+                f,
+                "fix the path under [uboot]",
+            )
         })
         .collect();
     let ip = server.map_or_else(|| "THIS-SERVER".to_string(), |i| i.to_string());

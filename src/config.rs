@@ -299,7 +299,8 @@ pub struct Rpi {
     /// The directory (under `[tftp] root`) a Pi reads when it asks for
     /// `<serial>/file` and its serial has no entry in `serials`.
     pub dir: String,
-    /// Serial (8 hex digits) or MAC with dashes → its own directory.
+    /// Serial (8 hex digits) or MAC with dashes → its own directory
+    /// (lowercased once validated).
     pub serials: std::collections::BTreeMap<String, String>,
 }
 
@@ -915,7 +916,16 @@ pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         http: raw.http,
         pxelinux: raw.pxelinux,
         uboot: raw.uboot,
-        rpi: raw.rpi,
+        // keys as the Pi spells its prefix: lowercase hex
+        rpi: Rpi {
+            serials: raw
+                .rpi
+                .serials
+                .into_iter()
+                .map(|(k, d)| (k.to_ascii_lowercase(), d))
+                .collect(),
+            dir: raw.rpi.dir,
+        },
         nfs: nfs_config(raw.nfs, names)?,
         status_http: match raw.status.http.trim() {
             "" => None,

@@ -353,12 +353,7 @@ impl Tree {
         if !crate::rpi::is_prefix(&prefix) {
             return None;
         }
-        let dir = self
-            .rpi
-            .serials
-            .iter()
-            .find(|(k, _)| k.to_ascii_lowercase() == prefix)
-            .map_or(&self.rpi.dir, |(_, d)| d);
+        let dir = self.rpi.serials.get(&prefix).unwrap_or(&self.rpi.dir);
         self.on_disk(&format!("{}/{rest}", dir.trim_matches('/')))
     }
 

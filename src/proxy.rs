@@ -566,10 +566,8 @@ pub fn looks_like_ipxe(file: &str) -> bool {
 }
 
 fn choose_boot(cfg: &ProxyConfig, req: &Request) -> Result<Boot, Ignore> {
-    let rule = cfg.rule_for(req.mac);
-    if let Some(r) = rule
-        && r.action == ClientAction::Ignore
-    {
+    let rule = cfg.rule_for(req.mac).map(|r| &r.action);
+    if rule == Some(&ClientAction::Ignore) {
         return Err(Ignore::RuleIgnore(req.mac));
     }
     // A Pi gets its menu, never a PC's loader: its files come by name.
@@ -579,24 +577,19 @@ fn choose_boot(cfg: &ProxyConfig, req: &Request) -> Result<Boot, Ignore> {
             reason: "Raspberry Pi",
         });
     }
+    if let Some(ClientAction::Boot(f)) = rule {
+        return Ok(Boot {
+            file: f.clone(),
+            reason: "[[clients]] rule",
+        });
+    }
     // U-Boot's `pxe get` finds pxelinux.cfg/default-arm by itself: the
     // offer only names the server (siaddr), for a U-Boot that reads proxies.
-    if req.arch.is_uboot() && rule.is_none() {
+    if req.arch.is_uboot() {
         return Ok(Boot {
             file: String::new(),
             reason: "U-Boot",
         });
-    }
-    if let Some(r) = rule {
-        match &r.action {
-            ClientAction::Ignore => return Err(Ignore::RuleIgnore(req.mac)),
-            ClientAction::Boot(f) => {
-                return Ok(Boot {
-                    file: f.clone(),
-                    reason: "[[clients]] rule",
-                });
-            }
-        }
     }
     if let Some(item) = req.boot_item {
         if item.item_type == 0 {

@@ -429,13 +429,12 @@ pub fn boot_advice(dir: &Path, export: &Export) -> String {
 /// Raspberry Pi OS 12 and in Debian's raspi-firmware; /boot before).
 pub fn pi_firmware(dir: &Path) -> Option<PathBuf> {
     ["boot/firmware", "boot"]
-        .iter()
-        .map(|d| dir.join(d))
-        .find(|d| d.join("config.txt").is_file() && d.join("cmdline.txt").is_file())
-        .map(|d| {
-            d.strip_prefix(dir)
-                .map_or(d.clone(), |r| Path::new("/").join(r))
+        .into_iter()
+        .find(|d| {
+            let d = dir.join(d);
+            d.join("config.txt").is_file() && d.join("cmdline.txt").is_file()
         })
+        .map(|d| Path::new("/").join(d))
 }
 
 #[cfg(test)]

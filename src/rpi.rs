@@ -150,7 +150,12 @@ pub fn recognise(mac: Mac, arch: u16, guid: Option<&[u8]>) -> Option<Pi> {
     }
     let body = guid.filter(|g| g.len() == 17 && g[0] == 0).map(|g| &g[1..]);
     let oui = OUIS.iter().any(|o| mac.0[..3] == o[..]);
-    let rom = mac.0[..3] == OUIS[0];
+    // without a telling GUID, the OUI says ROM (b8:27:eb) or some EEPROM board
+    let by_oui = if mac.0[..3] == OUIS[0] {
+        Board::Pi3Rom { spaces: false }
+    } else {
+        Board::Unnamed
+    };
     match body {
         // RPi4 + board revision + MAC's low 4 bytes + serial (all LE)
         Some(b) if b[..4] == GUID_MAGIC => {
@@ -168,19 +173,11 @@ pub fn recognise(mac: Mac, arch: u16, guid: Option<&[u8]>) -> Option<Pi> {
         // the serial four times: the 3B+ ROM, and the EEPROM bootloader
         // with DHCP_OPTION97=0
         Some(b) if oui && b[..4] == b[4..8] && b[..8] == b[8..16] => Some(Pi {
-            board: if rom {
-                Board::Pi3Rom { spaces: false }
-            } else {
-                Board::Unnamed
-            },
+            board: by_oui,
             serial: Some(format!("{:08x}", le32(b))),
         }),
         _ if oui => Some(Pi {
-            board: if rom {
-                Board::Pi3Rom { spaces: false }
-            } else {
-                Board::Unnamed
-            },
+            board: by_oui,
             serial: None,
         }),
         _ => None,

@@ -15,7 +15,7 @@ mod tftp;
 mod verdict;
 
 pub use report::{Probe, Stage};
-use tftp::{fetch, tftp_failed, tftp_text};
+use tftp::{IPXE_BLKSIZE, fetch, tftp_failed, tftp_text};
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
@@ -484,7 +484,7 @@ fn fetch_text(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, name: &str) -> 
             }
         };
     }
-    match tftp_text(own_ip, server, name) {
+    match tftp_text(own_ip, server, name, IPXE_BLKSIZE) {
         Ok(text) => Some(text),
         Err(fail) => {
             tftp_failed(p, server, name, fail);
@@ -661,7 +661,7 @@ fn pxelinux_search(
         .map_or(String::new(), |(d, _)| format!("{d}/"));
     let who = if uboot { "U-Boot" } else { "pxelinux" };
     for path in verdict::pxelinux_search(loader, mac, own_ip, uboot) {
-        match tftp_text(own_ip, server, &path) {
+        match tftp_text(own_ip, server, &path, IPXE_BLKSIZE) {
             Ok(text) => {
                 p.note(true, format!("{who} would use {path}"));
                 let (named, nfsroot) = verdict::pxelinux_loads(&text);

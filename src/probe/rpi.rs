@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use super::report::Probe;
-use super::tftp::{tftp_failed, tftp_read};
+use super::tftp::{tftp_failed, tftp_get, tftp_read, tftp_text};
 use super::verdict::{Offer, TftpFail};
 use crate::mac::Mac;
 use crate::rpi::{BOOT_MENU_TEXT, Family};
@@ -123,14 +123,10 @@ pub(super) fn follow(
     }
     let text = |p: &mut Probe, name: &str| -> Option<String> {
         let path = format!("{serial}/{name}");
-        let mut out = Vec::new();
-        match tftp_read(own_ip, server, &path, BLKSIZE, &mut |b| {
-            out.extend_from_slice(b);
-            out.len() <= 1 << 20
-        }) {
-            Ok(_) => {
-                p.note(true, format!("TFTP {path}: {} bytes", out.len()));
-                Some(String::from_utf8_lossy(&out).into_owned())
+        match tftp_text(own_ip, server, &path, BLKSIZE) {
+            Ok(text) => {
+                p.note(true, format!("TFTP {path}: {} bytes", text.len()));
+                Some(text)
             }
             Err(f) => {
                 tftp_failed(p, server, &path, f);
@@ -174,15 +170,10 @@ pub(super) fn follow(
 
 /// Reads a whole file at the Pi's block size and says how it went.
 fn whole(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, path: &str) {
-    let t = std::time::Instant::now();
-    let mut n = 0u64;
-    match tftp_read(own_ip, server, path, BLKSIZE, &mut |b| {
-        n += b.len() as u64;
-        true
-    }) {
-        Ok(_) => p.note(
+    match tftp_get(own_ip, server, path, BLKSIZE) {
+        Ok((n, t)) => p.note(
             true,
-            format!("TFTP {path}: {n} bytes in {} ms", t.elapsed().as_millis()),
+            format!("TFTP {path}: {n} bytes in {} ms", t.as_millis()),
         ),
         Err(f) => tftp_failed(p, server, path, f),
     }

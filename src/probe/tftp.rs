@@ -9,7 +9,7 @@ use super::verdict::{self, TftpFail};
 
 /// RRQ with tsize, then the whole file. True when it arrived.
 pub(super) fn fetch(p: &mut Probe, own_ip: Ipv4Addr, server: Ipv4Addr, file: &str) -> bool {
-    match tftp_get(own_ip, server, file) {
+    match tftp_get(own_ip, server, file, IPXE_BLKSIZE) {
         Ok((bytes, t)) => {
             p.note(
                 true,
@@ -32,27 +32,32 @@ pub(super) fn tftp_failed(p: &mut Probe, server: Ipv4Addr, file: &str, fail: Tft
     p.note(false, verdict::tftp_failure(server, file, &fail));
 }
 
+/// A config or script, read at `blksize`; past 1 MiB (no boot config is
+/// that long) the read stops there.
 pub(super) fn tftp_text(
     own_ip: Ipv4Addr,
     server: Ipv4Addr,
     file: &str,
+    blksize: u16,
 ) -> Result<String, TftpFail> {
     let mut out = Vec::new();
-    tftp_read(own_ip, server, file, IPXE_BLKSIZE, &mut |b| {
+    tftp_read(own_ip, server, file, blksize, &mut |b| {
         out.extend_from_slice(b);
-        true
+        out.len() <= 1 << 20
     })?;
     Ok(String::from_utf8_lossy(&out).to_string())
 }
 
+/// A whole file at `blksize`: its size and how long it took.
 pub(super) fn tftp_get(
     own_ip: Ipv4Addr,
     server: Ipv4Addr,
     file: &str,
+    blksize: u16,
 ) -> Result<(u64, Duration), TftpFail> {
     let t = Instant::now();
     let mut n = 0u64;
-    tftp_read(own_ip, server, file, IPXE_BLKSIZE, &mut |b| {
+    tftp_read(own_ip, server, file, blksize, &mut |b| {
         n += b.len() as u64;
         true
     })?;

@@ -189,54 +189,43 @@ impl Rig {
             Firmware::Bios => format!("e1000,netdev=n0,mac={mac}"),
             _ => format!("virtio-net-pci,netdev=n0,mac={mac},romfile="),
         };
+        let owned = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         // EDK2 builds with their variable store: a fresh copy per guest
         let flash = |code: &str, vars: &str| {
             let copy = self.lan.path(&format!("vars-{}.fd", self.guests));
             std::fs::copy(vars, &copy).unwrap();
-            [
+            vec![
+                "-drive".to_string(),
                 format!("if=pflash,format=raw,unit=0,readonly=on,file={code}"),
+                "-drive".to_string(),
                 format!("if=pflash,format=raw,unit=1,file={}", copy.display()),
             ]
         };
+        let virt = owned(&["-machine", "virt", "-cpu", "cortex-a57"]);
         let machine: Vec<String> = match fw {
-            Firmware::Bios => vec!["-device".into(), "sga".into()],
-            Firmware::Uefi => vec!["-bios".into(), "/usr/share/ovmf/OVMF.fd".into()],
-            Firmware::UefiSecureBoot => {
-                let [code, vars] = flash(
-                    "/usr/share/OVMF/OVMF_CODE_4M.ms.fd",
-                    "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
-                );
-                [
+            Firmware::Bios => owned(&["-device", "sga"]),
+            Firmware::Uefi => owned(&["-bios", "/usr/share/ovmf/OVMF.fd"]),
+            Firmware::UefiSecureBoot => [
+                owned(&[
                     "-machine",
                     "q35,smm=on",
                     "-global",
                     "driver=cfi.pflash01,property=secure,value=on",
-                    "-drive",
-                    &code,
-                    "-drive",
-                    &vars,
-                ]
-                .map(String::from)
-                .to_vec()
-            }
-            Firmware::Arm64Uefi => {
-                let [code, vars] = flash(
+                ]),
+                flash(
+                    "/usr/share/OVMF/OVMF_CODE_4M.ms.fd",
+                    "/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+                ),
+            ]
+            .concat(),
+            Firmware::Arm64Uefi => [
+                virt,
+                flash(
                     "/usr/share/AAVMF/AAVMF_CODE.fd",
                     "/usr/share/AAVMF/AAVMF_VARS.fd",
-                );
-                [
-                    "-machine",
-                    "virt",
-                    "-cpu",
-                    "cortex-a57",
-                    "-drive",
-                    &code,
-                    "-drive",
-                    &vars,
-                ]
-                .map(String::from)
-                .to_vec()
-            }
+                ),
+            ]
+            .concat(),
             Firmware::UBootArm64 => {
                 // a writable second flash bank, where U-Boot keeps its
                 // environment: the board line's `saveenv` writes there
@@ -247,17 +236,15 @@ impl Rig {
                 }
                 let env = format!("if=pflash,format=raw,unit=1,file={}", env.display());
                 [
-                    "-machine",
-                    "virt",
-                    "-cpu",
-                    "cortex-a57",
-                    "-bios",
-                    "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
-                    "-drive",
-                    &env,
+                    virt,
+                    owned(&[
+                        "-bios",
+                        "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
+                        "-drive",
+                        &env,
+                    ]),
                 ]
-                .map(String::from)
-                .to_vec()
+                .concat()
             }
         };
         args.extend(machine.iter().map(String::as_str));
