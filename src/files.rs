@@ -814,6 +814,12 @@ mod tests {
             "Err(Denied(\"`..` in the path\"))"
         );
         assert_eq!(read("notaserial/start4.elf"), "Err(NotFound)");
+        // a link in a Pi's directory leads nowhere outside the root
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("rpi/evil")).unwrap();
+        assert_eq!(
+            read("1234abcd/evil"),
+            "Err(Denied(\"symlink leads outside the root\"))"
+        );
     }
 
     #[test]
